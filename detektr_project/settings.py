@@ -1,0 +1,200 @@
+"""detektr settings: one file, fed by environment variables, with laptop defaults.
+
+Every value is read through a tiny helper that rejects malformed input at start-up with a
+message naming the variable, so a typo never turns into a half-working deployment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def env_number(name: str, default: float, *, minimum: float = 0) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}")
+    return number
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    number = env_number(name, default, minimum=minimum)
+    if number != int(number):
+        raise ImproperlyConfigured(f"{name}={os.environ[name]!r} is not a whole number")
+    return int(number)
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a URL with scheme {' or '.join(schemes)}"
+        )
+    return value.rstrip("/")
+
+
+def env_database(name: str, default: str) -> dict:
+    value = os.environ.get(name) or default
+    try:
+        config = dj_database_url.parse(value, conn_max_age=600, conn_health_checks=True)
+    except Exception as exc:  # dj-database-url raises several kinds; one message for all
+        raise ImproperlyConfigured(f"{name}={value!r} is not a database URL: {exc}") from None
+    if config["ENGINE"] not in (
+        "django.db.backends.postgresql",
+        "django.db.backends.sqlite3",
+    ):
+        raise ImproperlyConfigured(f"{name}={value!r}: only postgres:// and sqlite:// are supported")
+    return config
+
+
+SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "frames",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "detektr_project.urls"
+WSGI_APPLICATION = "detektr_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Unset: a SQLite file next to manage.py, so a laptop needs no database server.
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'detektr.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# --- detektr ---------------------------------------------------------------------------------
+REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
+# Where the admin's trace links point: JAEGER_UI_URL/trace/<trace_id>.
+JAEGER_UI_URL = env_url("JAEGER_UI_URL", "http://localhost:16686", ("http", "https"))
+# Bearer tokens accepted by the /frames API, besides a logged-in session.
+DETEKTR_API_TOKENS = env_list("DETEKTR_API_TOKENS", [])
+# How long a frame's bytes live in Redis (the claim check); store deletes them earlier
+# unless FRAME_KEEP_BYTES is true.
+FRAME_TTL_SECONDS = env_int("FRAME_TTL_SECONDS", 60, minimum=1)
+FRAME_KEEP_BYTES = env_bool("FRAME_KEEP_BYTES", False)
+# Processors that the process stage runs, as dotted paths to BaseProcessor subclasses.
+FRAME_PROCESSORS = env_list("FRAME_PROCESSORS", ["tasks.processors.FrameQualityProcessor"])
+# Frames older than this when a stage picks them up are dropped as stale.
+FRAME_MAX_AGE_SECONDS = env_number("FRAME_MAX_AGE_SECONDS", 10.0, minimum=0.001)
+# Largest frame buffer accepted; anything bigger is dropped as invalid.
+FRAME_MAX_BYTES = env_int("FRAME_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
+
+# --- Celery ----------------------------------------------------------------------------------
+# Messages are small JSON dicts (frame id, Redis key, timestamps): the bytes stay in Redis.
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL, ("redis", "rediss", "unix"))
+CELERY_RESULT_BACKEND = None  # chains pass results to the next link; nobody calls .get()
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+# A frame is acknowledged only after its task finished, and a task whose worker died is
+# requeued, so a killed worker loses no frame. Prefetch 1 keeps a dying child from taking
+# a batch of frames down with it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis restores unacknowledged messages after the visibility timeout (default one hour).
+# Stage tasks take milliseconds; 30 s brings a dead worker's frames back in seconds while
+# staying far above the longest task (its hard time limit below).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 30, minimum=5),
+}
+CELERY_TASK_TIME_LIMIT = 20
+CELERY_TASK_SOFT_TIME_LIMIT = 15
+# One queue per stage, so `celery -A detektr worker -Q process` scales one stage.
+CELERY_TASK_DEFAULT_QUEUE = "buffer"
+CELERY_TASK_ROUTES = {
+    "detektr.buffer": {"queue": "buffer"},
+    "detektr.process": {"queue": "process"},
+    "detektr.store": {"queue": "store"},
+}
+# A worker started without -Q consumes all three.
+CELERY_TASK_QUEUES = [Queue("buffer"), Queue("process"), Queue("store")]
+# Without it Celery's Django fixup closes the database connection around every task and
+# store reconnects to PostgreSQL for every frame.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
+CELERY_TASK_SEND_SENT_EVENT = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

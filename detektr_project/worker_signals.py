@@ -1,0 +1,65 @@
+"""Worker hooks: tracing is set up in each pool process after fork and flushed at its exit.
+
+The SDK's exporter thread does not survive fork, so prefork children set tracing up in
+`worker_process_init`; solo and thread pools run tasks in the main process and set it up in
+`worker_init`. Each worker names itself after the stage queues it serves, so a pipeline
+split across workers shows each stage as its own service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import (
+    celeryd_init,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+from frame_tracking.telemetry import configure_tracing, shutdown_tracing
+
+STAGES = ("buffer", "process", "store")
+_served_queues: list[str] = []
+
+
+def service_name_for(queues: list[str]) -> str:
+    """`detektr-process` for a worker of one stage, `detektr-worker` for all of them."""
+    stages = [queue for queue in STAGES if queue in queues]
+    if not stages or len(stages) == len(STAGES):
+        return "detektr-worker"
+    return "detektr-" + "-".join(stages)
+
+
+def start_worker_tracing() -> None:
+    configure_tracing(default_service_name=service_name_for(_served_queues))
+    CeleryInstrumentor().instrument()
+
+
+@celeryd_init.connect
+def remember_queues(options: dict[str, Any] | None = None, **_: Any) -> None:
+    queues = (options or {}).get("queues") or []
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    _served_queues[:] = [queue.strip() for queue in queues]
+
+
+@worker_init.connect
+def trace_non_forking_worker(sender: Any = None, **_: Any) -> None:
+    pool = getattr(sender, "pool_cls", "")
+    pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if "prefork" not in pool_name:
+        start_worker_tracing()
+
+
+@worker_process_init.connect
+def trace_pool_process(**_: Any) -> None:
+    start_worker_tracing()
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect  # solo and thread pools have no pool processes
+def flush_pool_process(**_: Any) -> None:
+    shutdown_tracing()

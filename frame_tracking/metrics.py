@@ -1,0 +1,42 @@
+"""Every Prometheus metric detektr emits, declared once. The dashboard queries only these."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FRAMES_CAPTURED = Counter(
+    "detektr_frames_captured_total", "Frames read from a camera and given a FrameID", ["camera"]
+)
+FRAMES_FINISHED = Counter(
+    "detektr_frames_finished_total",
+    "Frames that reached a final status (stored, dropped, failed)",
+    ["camera", "status", "reason"],
+)
+STAGE_SECONDS = Histogram(
+    "detektr_stage_duration_seconds",
+    "Time a stage spent on one frame",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "detektr_queue_wait_seconds",
+    "Time a frame waited in a stage's queue before a worker picked it up",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+END_TO_END_SECONDS = Histogram(
+    "detektr_capture_to_finished_seconds",
+    "Time from capture to the frame's final status",
+    ["camera", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+INFLIGHT_FRAMES = Gauge(
+    "detektr_inflight_frames", "Frames between capture and their final status", ["camera"]
+)
+CAMERA_RECONNECTS = Counter(
+    "detektr_camera_reconnects_total", "Times a capture worker reopened its source", ["camera"]
+)
+TRACE_CONTEXT_INVALID = Counter(
+    "detektr_trace_context_invalid_total",
+    "Malformed traceparent/tracestate values met and replaced by an invalid context",
+)
