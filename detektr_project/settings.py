@@ -79,7 +79,9 @@ def env_database(name: str, default: str) -> dict:
         "django.db.backends.postgresql",
         "django.db.backends.sqlite3",
     ):
-        raise ImproperlyConfigured(f"{name}={value!r}: only postgres:// and sqlite:// are supported")
+        raise ImproperlyConfigured(
+            f"{name}={value!r}: only postgres:// and sqlite:// are supported"
+        )
     return config
 
 
@@ -95,6 +97,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "frames",
+    "workers",
 ]
 
 MIDDLEWARE = [
@@ -198,3 +201,16 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- In-flight bound (backpressure) ----------------------------------------------------------
+# Frames between capture and their final status, per camera and over all cameras. Capture
+# sheds frames at the source (reason "backpressure") once either reaches the high-water mark
+# and resumes below the low-water mark.
+FRAME_INFLIGHT_PER_CAMERA = env_int("FRAME_INFLIGHT_PER_CAMERA", 90, minimum=1)
+FRAME_INFLIGHT_TOTAL = env_int("FRAME_INFLIGHT_TOTAL", 360, minimum=1)
+FRAME_INFLIGHT_HIGH_WATER = env_number("FRAME_INFLIGHT_HIGH_WATER", 0.8, minimum=0.01)
+FRAME_INFLIGHT_LOW_WATER = env_number("FRAME_INFLIGHT_LOW_WATER", 0.6, minimum=0.0)
+if FRAME_INFLIGHT_LOW_WATER >= FRAME_INFLIGHT_HIGH_WATER or FRAME_INFLIGHT_HIGH_WATER > 1:
+    raise ImproperlyConfigured(
+        "FRAME_INFLIGHT_LOW_WATER must be below FRAME_INFLIGHT_HIGH_WATER, which must be at most 1"
+    )

@@ -1,0 +1,25 @@
+"""buffer: admit a frame into the pipeline, or drop it with the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from detektr_project.celery import app
+from frame_tracking import FrameMetadata
+from tasks import frame_bytes
+from tasks.stage import drop, run_stage
+
+
+def admit(meta: FrameMetadata) -> None:
+    size = frame_bytes.frame_size(meta.frame_id)
+    if size == 0:
+        drop(meta, "buffer", "missing_bytes", "frame bytes expired or were never parked")
+    elif size > settings.FRAME_MAX_BYTES:
+        drop(meta, "buffer", "invalid", f"{size} bytes is over FRAME_MAX_BYTES")
+
+
+@app.task(name="detektr.buffer")
+def buffer(payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage("buffer", payload, admit)

@@ -1,0 +1,47 @@
+"""process: decode the frame and run the configured processors on it."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import cv2
+import numpy as np
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from detektr_project.celery import app
+from frame_tracking import FrameMetadata
+from tasks import frame_bytes
+from tasks.processors import BaseProcessor, ProcessorError
+from tasks.stage import drop, fail, run_stage
+
+
+@cache
+def processors() -> tuple[BaseProcessor, ...]:
+    return tuple(import_string(path)() for path in settings.FRAME_PROCESSORS)
+
+
+def analyse(meta: FrameMetadata) -> None:
+    data = frame_bytes.load(meta.frame_id)
+    if data is None:
+        drop(meta, "process", "missing_bytes", "frame bytes expired before processing")
+        return
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        fail(meta, "process", "corrupt_frame", f"{len(data)} bytes do not decode as an image")
+        return
+    errors = []
+    for processor in processors():
+        try:
+            meta.results[processor.name] = processor(image, meta)
+        except ProcessorError as exc:
+            meta.results[processor.name] = {"error": str(exc)}
+            errors.append(f"{processor.name}: {exc}")
+    if errors:
+        fail(meta, "process", "processor_error", "; ".join(errors))
+
+
+@app.task(name="detektr.process")
+def process(payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage("process", payload, analyse)

@@ -1,0 +1,83 @@
+"""Frame processors. Subclass BaseProcessor and list it in FRAME_PROCESSORS.
+
+Each call gets its own child span (`processor <name>`), its duration measured, its result
+attributes set on the span and any error recorded there before it reaches the stage.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from frame_tracking import FrameMetadata
+
+tracer = trace.get_tracer("detektr.processors")
+
+
+class ProcessorError(Exception):
+    """A processor failed on one frame; the frame is recorded as failed with this message."""
+
+
+class BaseProcessor:
+    name: ClassVar[str] = "processor"
+
+    def __call__(self, image: np.ndarray, meta: FrameMetadata) -> dict[str, Any]:
+        with tracer.start_as_current_span(
+            f"processor {self.name}", record_exception=False, set_status_on_exception=False
+        ) as span:
+            span.set_attributes({"processor.name": self.name, "frame.id": str(meta.frame_id)})
+            started = time.perf_counter()
+            try:
+                result = self.process(image, meta, span)
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, repr(exc)))
+                raise ProcessorError(f"{type(exc).__name__}: {exc}") from exc
+            result["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            span.set_attributes(
+                {f"{self.name}.{key}": value for key, value in result.items() if _scalar(value)}
+            )
+            return result
+
+    def process(self, image: np.ndarray, meta: FrameMetadata, span: Span) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+class FrameQualityProcessor(BaseProcessor):
+    """Brightness, sharpness and a motion score against the camera's previous frame.
+
+    The previous frame is the last one this worker process saw from the camera, kept as a
+    small grey thumbnail; with several process workers each compares against its own.
+    """
+
+    name = "quality"
+    THUMBNAIL = (160, 90)
+
+    def __init__(self) -> None:
+        self.previous: dict[str, tuple[str, np.ndarray]] = {}
+
+    def process(self, image: np.ndarray, meta: FrameMetadata, span: Span) -> dict[str, Any]:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        thumbnail = cv2.resize(grey, self.THUMBNAIL, interpolation=cv2.INTER_AREA)
+        result: dict[str, Any] = {
+            "brightness": round(float(grey.mean()), 2),
+            "sharpness": round(float(cv2.Laplacian(thumbnail, cv2.CV_64F).var()), 2),
+            "motion": None,
+            "motion_reference": None,
+        }
+        previous = self.previous.get(meta.camera_id)
+        if previous is not None:
+            reference_id, reference = previous
+            result["motion"] = round(float(cv2.absdiff(thumbnail, reference).mean()), 3)
+            result["motion_reference"] = reference_id
+        self.previous[meta.camera_id] = (str(meta.frame_id), thumbnail)
+        return result

@@ -1,0 +1,55 @@
+"""What every stage does around its own work: timings, span attributes, drops, metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from opentelemetry import trace
+
+from frame_tracking import FrameMetadata
+from frame_tracking.metrics import QUEUE_WAIT_SECONDS, STAGE_SECONDS
+
+PREVIOUS_STAGE = {"buffer": "capture", "process": "buffer", "store": "process"}
+
+
+def drop(meta: FrameMetadata, stage: str, reason: str, detail: str = "") -> None:
+    """Mark the frame dropped; later stages skip it and store records why."""
+    meta.status, meta.stage, meta.reason, meta.error = "dropped", stage, reason, detail
+    trace.get_current_span().set_attributes({"frame.status": "dropped", "frame.reason": reason})
+
+
+def fail(meta: FrameMetadata, stage: str, reason: str, error: str) -> None:
+    meta.status, meta.stage, meta.reason, meta.error = "failed", stage, reason, error
+    span = trace.get_current_span()
+    span.set_attributes({"frame.status": "failed", "frame.reason": reason})
+    span.set_status(trace.Status(trace.StatusCode.ERROR, error))
+
+
+def is_stale(meta: FrameMetadata, now: float) -> bool:
+    return now - meta.timestamp.timestamp() > settings.FRAME_MAX_AGE_SECONDS
+
+
+def run_stage(
+    stage: str, payload: dict[str, Any], work: Callable[[FrameMetadata], None]
+) -> dict[str, Any]:
+    """Run one stage's work on a frame that is still live and return the payload for the next."""
+    started = time.time()
+    meta = FrameMetadata.from_dict(payload)
+    previous = meta.timings.get(PREVIOUS_STAGE[stage], {})
+    timing = meta.timings.setdefault(stage, {})
+    timing["queued_at"] = previous.get("ended_at", started)
+    timing["started_at"] = started
+    trace.get_current_span().set_attributes(
+        {"frame.id": str(meta.frame_id), "camera.id": meta.camera_id, "pipeline.stage": stage}
+    )
+    QUEUE_WAIT_SECONDS.labels(stage).observe(max(0.0, started - timing["queued_at"]))
+    if meta.status == "captured" and stage != "store" and is_stale(meta, started):
+        drop(meta, stage, "stale", f"older than {settings.FRAME_MAX_AGE_SECONDS}s")
+    if meta.status == "captured" or stage == "store":
+        work(meta)
+    timing["ended_at"] = time.time()
+    STAGE_SECONDS.labels(stage).observe(timing["ended_at"] - started)
+    return meta.to_dict()

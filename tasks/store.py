@@ -1,0 +1,42 @@
+"""store: record the frame's final status in PostgreSQL and release its bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from detektr_project.celery import app
+from frame_tracking import FrameMetadata
+from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED
+from frames.models import Frame
+from tasks import frame_bytes
+from tasks.stage import run_stage
+
+
+def record(meta: FrameMetadata) -> None:
+    if meta.status == "captured":
+        meta.status, meta.stage = "stored", "store"
+    finished_at = datetime.now(tz=UTC)
+    Frame.record(meta, finished_at=finished_at)
+    frame_bytes.release(meta.frame_id, meta.camera_id, keep_bytes=settings.FRAME_KEEP_BYTES)
+    FRAMES_FINISHED.labels(meta.camera_id, meta.status, meta.reason).inc()
+    END_TO_END_SECONDS.labels(meta.camera_id, meta.status).observe(
+        (finished_at - meta.timestamp).total_seconds()
+    )
+
+
+# A database that goes away for a while is waited out: retries back off up to 10 s (below
+# the broker's visibility timeout, so a waiting retry is never redelivered twice).
+@app.task(
+    name="detektr.store",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=10,
+    max_retries=30,
+)
+def store(payload: dict[str, Any]) -> dict[str, Any]:
+    result = run_stage("store", payload, record)
+    return {"frame_id": result["frame_id"], "status": result["status"]}

@@ -1,0 +1,114 @@
+"""Real processes for end-to-end tests: Celery workers, the capture command, an OTLP receiver.
+
+Everything runs against the test PostgreSQL database that pytest-django created and a Redis
+database of its own (REDIS_TEST_DB, default 15), which is emptied before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.db import connection
+
+from tests.e2e.otlp_receiver import OTLPReceiver
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_TEST_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_TEST_DB', '15')}"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+@pytest.fixture
+def otlp() -> Iterator[OTLPReceiver]:
+    with OTLPReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def pipeline_env(transactional_db: None, otlp: OTLPReceiver) -> dict[str, str]:
+    """Environment for child processes: the test database, a clean Redis, the receiver."""
+    db = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.fail("end-to-end tests need PostgreSQL: set DATABASE_URL=postgres://…")
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=REDIS_TEST_URL,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_SERVICE_NAME="",
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="detektr_project.settings",
+    )
+    env.pop("OTEL_SERVICE_NAME")
+    return env
+
+
+class Worker:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-l", "info", *args],
+            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        if not wait_until(lambda: "ready." in self.output() or self.process.poll() is not None,
+                          timeout):  # fmt: skip
+            pytest.fail(f"worker not ready after {timeout}s:\n{self.output()[-3000:]}")
+        if self.process.poll() is not None:
+            pytest.fail(f"worker exited with {self.process.returncode}:\n{self.output()[-3000:]}")
+
+    def stop(self, timeout: float = 60) -> None:
+        """Warm shutdown, as SIGTERM from a service manager: children flush their spans."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    workers: list[Worker] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        worker = Worker(list(args), {**pipeline_env, **(env or {})}, log)
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def run_capture(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "capture", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout

@@ -1,0 +1,93 @@
+"""A synthetic camera through real workers: every frame stored, every frame one whole trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from frames.models import Frame
+from tests.e2e.conftest import run_capture, wait_until
+from tests.e2e.otlp_receiver import OTLPReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.e2e
+
+STAGE_SPANS = {"run/detektr.buffer", "run/detektr.process", "run/detektr.store"}
+SYNTHETIC = "synthetic://?width=640&height=360&fps=30"
+
+
+def stage_of(span: ReceivedSpan) -> str | None:
+    return span.name.removeprefix("run/detektr.") if span.name in STAGE_SPANS else None
+
+
+def assert_complete_traces(frames: list[Frame], otlp: OTLPReceiver) -> dict[str, set[str]]:
+    """Each frame: one trace with capture_frame and all three stages, no orphan span.
+
+    Returns the service names seen per stage.
+    """
+    traces = otlp.traces()
+    services: dict[str, set[str]] = {"buffer": set(), "process": set(), "store": set()}
+    for frame in frames:
+        spans = traces.get(frame.trace_id)
+        assert spans, f"no spans for frame {frame.frame_id} (trace {frame.trace_id})"
+        ids = {span.span_id for span in spans}
+        orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
+        assert orphans == [], f"frame {frame.frame_id}: spans with missing parents {orphans}"
+        roots = [span for span in spans if not span.parent_span_id]
+        assert [root.name for root in roots] == ["capture_frame"]
+        assert roots[0].span_id == frame.span_id
+        assert roots[0].attributes["frame.id"] == frame.frame_id
+        assert roots[0].attributes["frame.sequence"] == frame.sequence
+        names = {span.name for span in spans}
+        assert STAGE_SPANS <= names, f"frame {frame.frame_id} lacks {STAGE_SPANS - names}"
+        for span in spans:
+            stage = stage_of(span)
+            if stage:
+                assert span.attributes["frame.id"] == frame.frame_id
+                assert span.attributes["camera.id"] == frame.camera_id
+                assert span.attributes["pipeline.stage"] == stage
+                services[stage].add(span.service)
+    return services
+
+
+def wait_for_frames(count: int, timeout: float = 180) -> list[Frame]:
+    wait_until(lambda: Frame.objects.count() >= count, timeout, interval=0.5)
+    return list(Frame.objects.order_by("sequence"))
+
+
+def test_every_synthetic_frame_is_stored_with_one_complete_trace(start_worker, pipeline_env, otlp):
+    worker = start_worker("-c", "2")
+    output = run_capture(pipeline_env, "--camera", "cam01", "--source", SYNTHETIC,
+                         "--frames", "300")  # fmt: skip
+    assert "captured 300" in output
+    frames = wait_for_frames(300)
+    worker.stop()  # children flush their buffered spans on the way out
+
+    assert len(frames) == 300
+    assert [frame.status for frame in frames] == ["stored"] * 300
+    assert [frame.sequence for frame in frames] == list(range(1, 301))
+    assert len({frame.trace_id for frame in frames}) == 300
+    services = assert_complete_traces(frames, otlp)
+    assert services == {stage: {"detektr-worker"} for stage in services}
+    first = frames[0]
+    assert set(first.timings) == {"capture", "buffer", "process", "store"}
+    assert first.results["quality"]["brightness"] > 0
+    assert first.width == 640 and first.height == 360 and first.size_bytes > 1000
+
+
+def test_a_pipeline_split_across_stage_workers_keeps_one_trace_per_frame(
+    start_worker, pipeline_env, otlp
+):
+    workers = [
+        start_worker("-Q", stage, "--pool", "solo") for stage in ("buffer", "process", "store")
+    ]
+    run_capture(pipeline_env, "--camera", "cam02", "--source", SYNTHETIC, "--frames", "90")
+    frames = wait_for_frames(90)
+    for worker in workers:
+        worker.stop()
+
+    assert [frame.status for frame in frames] == ["stored"] * 90
+    services = assert_complete_traces(frames, otlp)
+    assert services == {
+        "buffer": {"detektr-buffer"},
+        "process": {"detektr-process"},
+        "store": {"detektr-store"},
+    }

@@ -1,0 +1,232 @@
+"""The capture worker: a plain loop that reads a camera and hands every frame to the pipeline.
+
+Per frame: a FrameID, a root span `capture_frame`, JPEG bytes parked in Redis (the claim
+check) and one Celery chain published inside that span, so the instrumentation puts the
+frame's trace context into the task headers. One process per camera; a shutdown flag set by
+SIGTERM/SIGINT ends the loop between frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import redis
+from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerError
+from opentelemetry import trace
+
+from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking.metrics import CAMERA_RECONNECTS, FRAMES_CAPTURED, INFLIGHT_FRAMES
+from tasks import frame_bytes, frame_pipeline, record_only
+from workers.sources import Source, SourceError, open_source
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("detektr.capture")
+
+UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
+
+
+@dataclass
+class CaptureConfig:
+    camera_id: str
+    source: str
+    fps: float | None = None  # None: the source's own rate (30 for files that do not say)
+    frames: int | None = None  # stop after this many frames
+    duration: float | None = None  # stop after this many seconds
+    jpeg_quality: int = 80
+    max_backoff: float = 30.0
+
+
+@dataclass
+class CaptureStats:
+    captured: int = 0
+    published: int = 0
+    shed: int = 0
+    undelivered: int = 0  # recorded as broker_unavailable
+    reconnects: int = 0
+    first_sequence: int = 0
+    last_sequence: int = 0
+
+
+@dataclass
+class Backpressure:
+    """Hysteresis between the high- and low-water marks of the in-flight bound."""
+
+    shedding: bool = False
+    utilisation: float = 0.0
+
+    def update(self, camera_inflight: int, total_inflight: int) -> None:
+        self.utilisation = max(
+            camera_inflight / settings.FRAME_INFLIGHT_PER_CAMERA,
+            total_inflight / settings.FRAME_INFLIGHT_TOTAL,
+        )
+        if self.utilisation >= settings.FRAME_INFLIGHT_HIGH_WATER:
+            self.shedding = True
+        elif self.utilisation <= settings.FRAME_INFLIGHT_LOW_WATER:
+            self.shedding = False
+
+
+@dataclass
+class CaptureWorker:
+    config: CaptureConfig
+    stop: threading.Event = field(default_factory=threading.Event)
+    stats: CaptureStats = field(default_factory=CaptureStats)
+    backpressure: Backpressure = field(default_factory=Backpressure)
+    # Frames whose hand-over failed while Redis or the broker was away, waiting to be recorded.
+    undelivered: deque[FrameMetadata] = field(default_factory=lambda: deque(maxlen=100_000))
+    sequence: int = 0
+
+    def run(self) -> CaptureStats:
+        source = open_source(self.config.source)
+        self.sequence = self.wait_for(lambda: frame_bytes.last_sequence(self.config.camera_id))
+        self.stats.first_sequence = self.sequence + 1
+        started = time.monotonic()
+        try:
+            self.loop(source, started)
+        finally:
+            source.close()
+            self.flush_undelivered()
+        self.stats.last_sequence = self.sequence
+        return self.stats
+
+    def loop(self, source: Source, started: float) -> None:
+        self.open_with_backoff(source)
+        period = 1 / (self.config.fps or source.fps or 30.0)
+        next_due = time.monotonic()
+        while not self.finished(started):
+            try:
+                image = source.read()
+            except SourceError as exc:
+                log.warning("camera %s: %s; reconnecting", self.config.camera_id, exc)
+                source.close()
+                self.open_with_backoff(source)
+                continue
+            if image is None:  # end of a file
+                return
+            now = time.monotonic()
+            if not source.paced and now < next_due:
+                continue  # a live camera faster than --fps: skip this one
+            if source.paced:
+                self.stop.wait(max(0.0, next_due - now))
+            # Schedule from the previous deadline so rounding errors never accumulate; after
+            # a stall, start afresh instead of bursting to catch up.
+            next_due = max(next_due + period, time.monotonic() - period)
+            self.capture(image, source.description)
+
+    def finished(self, started: float) -> bool:
+        config = self.config
+        return (
+            self.stop.is_set()
+            or (config.frames is not None and self.stats.captured >= config.frames)
+            or (config.duration is not None and time.monotonic() - started >= config.duration)
+        )
+
+    def open_with_backoff(self, source: Source) -> None:
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                source.open()
+                return
+            except SourceError as exc:
+                log.warning("camera %s: %s; retrying in %.1fs", self.config.camera_id, exc, delay)
+            self.stats.reconnects += 1
+            CAMERA_RECONNECTS.labels(self.config.camera_id).inc()
+            self.stop.wait(delay)
+            delay = min(delay * 2, self.config.max_backoff)
+
+    def wait_for(self, call):  # type: ignore[no-untyped-def]
+        """Retry `call` with backoff while Redis is unreachable (at start-up)."""
+        delay = 0.5
+        while True:
+            try:
+                return call()
+            except UNAVAILABLE as exc:
+                if self.stop.is_set():
+                    raise
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, self.config.max_backoff)
+
+    def capture(self, image: np.ndarray, description: str) -> None:
+        camera = self.config.camera_id
+        with tracer.start_as_current_span("capture_frame") as span:
+            started = time.time()
+            self.sequence += 1
+            frame_id = FrameID.generate(camera, sequence=self.sequence)
+            meta = FrameMetadata(
+                frame_id=frame_id,
+                timestamp=frame_id.timestamp,
+                camera_id=camera,
+                sequence=self.sequence,
+                source=description,
+                width=int(image.shape[1]),
+                height=int(image.shape[0]),
+                format="jpeg",
+                trace_context=frame_context(span),
+            )
+            self.stats.captured += 1
+            FRAMES_CAPTURED.labels(camera).inc()
+            try:
+                self.hand_over(meta, image, started)
+            except UNAVAILABLE as exc:
+                self.keep_undelivered(meta, exc)
+            span.set_attributes(meta.to_span_attributes())
+            span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status})
+
+    def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
+        if self.backpressure.shedding:
+            meta.status, meta.stage, meta.reason = "dropped", "capture", "backpressure"
+            meta.error = f"in-flight utilisation {self.backpressure.utilisation:.0%}"
+            counts = frame_bytes.park(meta.frame_id, meta.camera_id, meta.sequence, None)
+            self.publish(record_only, meta, started)
+            self.stats.shed += 1
+        else:
+            data = encode_jpeg(image, self.config.jpeg_quality)
+            meta.size_bytes = len(data)
+            counts = frame_bytes.park(meta.frame_id, meta.camera_id, meta.sequence, data)
+            self.publish(frame_pipeline, meta, started)
+        self.backpressure.update(*counts)
+        INFLIGHT_FRAMES.labels(meta.camera_id).set(counts[0])
+        self.stats.published += 1
+        if self.undelivered:
+            self.flush_undelivered()
+
+    def publish(self, build, meta: FrameMetadata, started: float) -> None:  # type: ignore[no-untyped-def]
+        meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
+        build(meta).apply_async()
+
+    def keep_undelivered(self, meta: FrameMetadata, exc: Exception) -> None:
+        log.warning("frame %s not handed over: %s", meta.frame_id, exc)
+        meta.status, meta.stage, meta.reason = "dropped", "capture", "broker_unavailable"
+        meta.error = f"{type(exc).__name__}: {exc}"
+        self.undelivered.append(meta)
+        self.stats.undelivered += 1
+
+    def flush_undelivered(self) -> None:
+        """Record frames that could not be handed over, now that the broker answers again."""
+        while self.undelivered:
+            meta = self.undelivered[0]
+            try:
+                record_only(meta).apply_async()
+            except UNAVAILABLE:
+                return
+            self.undelivered.popleft()
+
+
+def frame_context(span: trace.Span) -> TraceContext:
+    """The frame's W3C context; a fresh one when the SDK is disabled and spans are no-ops."""
+    context = TraceContext.from_span(span)
+    return context if context.is_valid() else TraceContext.generate()
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise SourceError("JPEG encoding failed")
+    return encoded.tobytes()

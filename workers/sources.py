@@ -1,0 +1,151 @@
+"""Frame sources: everything OpenCV opens, plus a synthetic test pattern.
+
+`open_source(text)` takes what a user writes after --source: `rtsp://…`, `http(s)://…`
+(MJPEG), a video file path, a device index (`0`) or `synthetic://?width=1280&height=720&fps=30`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+# How long FFmpeg may wait to open a stream or for its next frame before read() gives up;
+# a stalled camera then surfaces as a failed read and the worker reconnects.
+OPEN_TIMEOUT_MS = 10_000
+READ_TIMEOUT_MS = 5_000
+
+
+class SourceError(Exception):
+    """The source could not be opened or stopped delivering frames."""
+
+
+class Source(Protocol):
+    description: str  # safe to log and store: no credentials
+    fps: float | None  # the rate the source delivers at, when it says
+    paced: bool  # True when read() returns at once and the worker must keep the rate
+
+    def open(self) -> None: ...
+    def read(self) -> np.ndarray | None: ...  # None at end of a file
+    def close(self) -> None: ...
+
+
+def redact(url: str) -> str:
+    """The URL without user and password, for logs, spans and stored rows."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class SyntheticSource:
+    """A moving test pattern with the frame number drawn on it; no camera needed."""
+
+    width: int = 1280
+    height: int = 720
+    fps: float | None = 30.0
+    description: str = "synthetic://"
+    paced: bool = True
+    count: int = 0
+
+    @classmethod
+    def from_url(cls, url: str) -> SyntheticSource:
+        query = {key: values[-1] for key, values in parse_qs(urlsplit(url).query).items()}
+        unknown = set(query) - {"width", "height", "fps"}
+        if unknown:
+            raise SourceError(f"unknown synthetic:// option(s): {', '.join(sorted(unknown))}")
+        try:
+            width, height = int(query.get("width", 1280)), int(query.get("height", 720))
+            fps = float(query.get("fps", 30))
+        except ValueError:
+            raise SourceError(f"synthetic:// options must be numbers: {url}") from None
+        if not (16 <= width <= 7680 and 16 <= height <= 4320 and 0 < fps <= 240):
+            raise SourceError(f"synthetic:// size or fps out of range: {url}")
+        return cls(width=width, height=height, fps=fps, description=url)
+
+    def open(self) -> None:
+        self.background = self._gradient()
+
+    def read(self) -> np.ndarray | None:
+        self.count += 1
+        frame = np.roll(self.background, self.count * 8, axis=1)
+        cv2.rectangle(frame, (20, 20), (560, 110), (0, 0, 0), thickness=-1)
+        cv2.putText(
+            frame, f"detektr {self.count:07d}", (30, 90), cv2.FONT_HERSHEY_SIMPLEX, 2,
+            (255, 255, 255), 3, cv2.LINE_AA,
+        )  # fmt: skip
+        return frame
+
+    def close(self) -> None:
+        pass
+
+    def _gradient(self) -> np.ndarray:
+        x = np.linspace(0, 255, self.width, dtype=np.uint8)
+        y = np.linspace(0, 255, self.height, dtype=np.uint8)
+        blue = np.tile(x, (self.height, 1))
+        green = np.tile(y[:, None], (1, self.width))
+        red = np.full((self.height, self.width), 96, dtype=np.uint8)
+        return np.dstack([blue, green, red])
+
+
+@dataclass
+class OpenCVSource:
+    """A stream, file or device read through OpenCV's FFmpeg or V4L2 backend."""
+
+    target: str | int
+    description: str
+    paced: bool
+    fps: float | None = None
+    capture: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        if isinstance(self.target, int):
+            capture = cv2.VideoCapture(self.target)
+        else:
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS,
+            ]  # fmt: skip
+            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f"cannot open {self.description}")
+        reported = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = reported if 0 < reported <= 240 else None
+        self.capture = capture
+
+    def read(self) -> np.ndarray | None:
+        if self.capture is None:
+            raise SourceError(f"{self.description} is not open")
+        ok, frame = self.capture.read()
+        if ok and frame is not None:
+            return frame
+        if self.paced:  # a file that ends is done, not broken
+            return None
+        raise SourceError(f"{self.description} stopped delivering frames")
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+def open_source(text: str) -> Source:
+    """Build (not yet open) the source a user named; SourceError when it cannot be one."""
+    scheme = urlsplit(text).scheme.lower()
+    if scheme == "synthetic":
+        return SyntheticSource.from_url(text)
+    if scheme in ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp"):
+        return OpenCVSource(target=text, description=redact(text), paced=False)
+    if text.isdigit():
+        return OpenCVSource(target=int(text), description=f"device {text}", paced=False)
+    if Path(text).is_file():
+        return OpenCVSource(target=text, description=text, paced=True)
+    raise SourceError(f"not a stream URL, device index, video file or synthetic://: {text!r}")
