@@ -1,0 +1,160 @@
+"""The stage tasks called as plain functions, against real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import cv2
+import numpy as np
+import pytest
+import redis
+
+from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frames.models import Frame
+from tasks import frame_bytes
+from tasks.buffer import buffer
+from tasks.process import process, processors
+from tasks.processors import BaseProcessor
+from tasks.store import store
+
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(settings) -> Iterator[redis.Redis]:
+    settings.REDIS_URL = REDIS_URL
+    frame_bytes.client.cache_clear()
+    client = frame_bytes.client()
+    client.flushdb()
+    yield client
+    frame_bytes.client.cache_clear()
+
+
+def jpeg(width: int = 320, height: int = 240) -> bytes:
+    image = np.zeros((height, width, 3), np.uint8)
+    cv2.circle(image, (width // 2, height // 2), height // 4, (200, 180, 40), -1)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def new_frame(data: bytes | None, *, age: float = 0.0, camera: str = "cam01") -> dict:
+    frame_id = FrameID.generate(camera)
+    captured = frame_id.timestamp - timedelta(seconds=age)
+    if age:
+        frame_id = FrameID.from_parts(captured, camera, frame_id.sequence, frame_id.nonce)
+    if data is not None:
+        frame_bytes.park(frame_id, camera, frame_id.sequence, data)
+    meta = FrameMetadata(
+        frame_id=frame_id,
+        timestamp=captured,
+        camera_id=camera,
+        sequence=frame_id.sequence,
+        format="jpeg",
+        size_bytes=len(data) if data else None,
+        trace_context=TraceContext.generate(),
+        timings={"capture": {"started_at": captured.timestamp(), "ended_at": captured.timestamp()}},
+    )
+    return meta.to_dict()
+
+
+def through_pipeline(payload: dict) -> dict:
+    return store(process(buffer(payload)))
+
+
+@pytest.mark.django_db
+def test_a_good_frame_is_stored_with_results_and_its_bytes_released(clean_redis):
+    payload = new_frame(jpeg())
+    assert through_pipeline(payload)["status"] == "stored"
+    frame = Frame.objects.get()
+    assert frame.frame_id == payload["frame_id"]
+    assert frame.trace_id == payload["trace_context"]["trace_id"]
+    assert frame.results["quality"]["brightness"] > 0
+    assert set(frame.timings) == {"capture", "buffer", "process", "store"}
+    assert clean_redis.exists(frame_bytes.frame_key(frame.frame_id)) == 0
+    assert frame_bytes.inflight("cam01") == (0, 0)
+
+
+@pytest.mark.django_db
+def test_bytes_are_kept_until_their_ttl_when_configured(clean_redis, settings):
+    settings.FRAME_KEEP_BYTES = True
+    payload = new_frame(jpeg())
+    through_pipeline(payload)
+    key = frame_bytes.frame_key(payload["frame_id"])
+    assert clean_redis.exists(key) == 1
+    assert 0 < clean_redis.ttl(key) <= settings.FRAME_TTL_SECONDS
+
+
+@pytest.mark.django_db
+def test_a_redelivered_store_leaves_one_row():
+    payload = process(buffer(new_frame(jpeg())))
+    store(payload)
+    store(payload)
+    assert Frame.objects.count() == 1
+    assert Frame.objects.get().status == "stored"
+
+
+@pytest.mark.django_db
+def test_a_frame_whose_bytes_are_gone_is_dropped_with_the_reason():
+    through_pipeline(new_frame(None))
+    frame = Frame.objects.get()
+    assert (frame.status, frame.stage, frame.reason) == ("dropped", "buffer", "missing_bytes")
+
+
+@pytest.mark.django_db
+def test_a_corrupt_jpeg_is_recorded_as_failed():
+    data = jpeg()
+    through_pipeline(new_frame(data[: len(data) // 3] + b"\x00" * 10))
+    frame = Frame.objects.get()
+    assert (frame.status, frame.stage, frame.reason) == ("failed", "process", "corrupt_frame")
+    assert "do not decode" in frame.error
+
+
+@pytest.mark.django_db
+def test_an_oversized_frame_is_dropped_as_invalid(settings):
+    settings.FRAME_MAX_BYTES = 100
+    through_pipeline(new_frame(jpeg()))
+    frame = Frame.objects.get()
+    assert (frame.status, frame.reason) == ("dropped", "invalid")
+
+
+@pytest.mark.django_db
+def test_a_frame_older_than_the_maximum_age_is_dropped_as_stale(settings):
+    settings.FRAME_MAX_AGE_SECONDS = 2
+    through_pipeline(new_frame(jpeg(), age=5))
+    frame = Frame.objects.get()
+    assert (frame.status, frame.stage, frame.reason) == ("dropped", "buffer", "stale")
+
+
+class BrokenProcessor(BaseProcessor):
+    name = "broken"
+
+    def process(self, image, meta, span):
+        raise RuntimeError("lens cap on")
+
+
+@pytest.mark.django_db
+def test_a_failing_processor_fails_the_frame_and_keeps_the_other_results(settings):
+    settings.FRAME_PROCESSORS = [
+        "tasks.processors.FrameQualityProcessor",
+        f"{__name__}.BrokenProcessor",
+    ]
+    processors.cache_clear()
+    try:
+        through_pipeline(new_frame(jpeg()))
+    finally:
+        processors.cache_clear()
+    frame = Frame.objects.get()
+    assert (frame.status, frame.reason) == ("failed", "processor_error")
+    assert "lens cap on" in frame.error
+    assert frame.results["broken"] == {"error": "RuntimeError: lens cap on"}
+    assert "brightness" in frame.results["quality"]
+
+
+@pytest.mark.django_db
+def test_motion_is_scored_against_the_cameras_previous_frame():
+    through_pipeline(new_frame(jpeg()))
+    through_pipeline(new_frame(jpeg(320, 240)))
+    first, second = Frame.objects.order_by("sequence")
+    assert second.results["quality"]["motion_reference"] == first.frame_id
+    assert second.results["quality"]["motion"] == 0.0
