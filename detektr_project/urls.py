@@ -1,6 +1,13 @@
 from django.contrib import admin
 from django.urls import path
 
+from frames import views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("frames", views.frame_list, name="frame-list"),
+    # Before <frame_id>: "openapi.json" would otherwise be taken for a (malformed) frame id.
+    path("frames/openapi.json", views.openapi, name="frame-openapi"),
+    path("frames/report", views.frame_report, name="frame-report"),
+    path("frames/<str:frame_id>", views.frame_detail, name="frame-detail"),
 ]

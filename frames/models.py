@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
-from django.db import models
+from django.conf import settings
+from django.db import connection, models
+from django.db.models import Count, F, Max, Min, Q, Window
+from django.db.models.functions import Lag
 
 if TYPE_CHECKING:
     from frame_tracking import FrameMetadata
+    from frame_tracking.identity import FrameID
+
+# The order in which a frame passes the stages; a journey lists them in this order.
+STAGES = ("capture", "buffer", "process", "store")
 
 
 class StageTiming(TypedDict, total=False):
@@ -38,8 +47,222 @@ class FrameDict(TypedDict):
     results: dict[str, Any]
 
 
+class JourneyStage(TypedDict):
+    stage: str
+    queued_at: str | None  # ISO-8601 UTC; None for capture, which has no queue
+    start: str | None
+    end: str | None
+    duration_ms: float | None  # end - start
+    queue_wait_ms: float | None  # start - queued_at: time spent waiting in the stage's queue
+
+
+class FrameDetailDict(FrameDict):
+    journey: list[JourneyStage]
+    jaeger_url: str | None
+
+
+class CameraOverview(TypedDict):
+    camera_id: str
+    frames: int
+    fps: float
+    stored: int
+    dropped: int
+    dropped_by_reason: dict[str, int]
+    failed: int
+    lost: int  # sequence numbers in the window with no row at all
+    captured: int  # frames + lost
+    loss_pct: float
+    # capture -> final status, over the stored frames
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+    p99_latency_ms: float | None
+
+
+class StageEpochs(NamedTuple):
+    """One stage's timing as epoch seconds, None where the stage did not record it."""
+
+    stage: str
+    queued_at: float | None
+    started_at: float | None
+    ended_at: float | None
+
+
 def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _epoch(value: Any) -> float | None:
+    # timings is JSON written by the workers: tolerate a missing or odd value, never raise.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else from_epoch(seconds).isoformat()
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round((end - start) * 1000, 3)
+
+
+def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    lower = math.floor(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+class PercentileCont(models.Aggregate):
+    """PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY expr), PostgreSQL only."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = models.FloatField()
+
+    def __init__(self, expression: str, fraction: float) -> None:
+        # A float literal, not user input: interpolating it into the SQL is safe.
+        super().__init__(expression, fraction=float(fraction))
+
+
+class FrameQuerySet(models.QuerySet["Frame"]):
+    def with_frame_id(self, frame_id: FrameID) -> FrameQuerySet:
+        # The id carries the capture time, so the lookup names the row's (future) partition.
+        return self.filter(frame_id=frame_id, captured_at=frame_id.timestamp)
+
+    def newest_first(self) -> FrameQuerySet:
+        return self.order_by("-captured_at", "-frame_id")
+
+    def before(self, captured_at: datetime, frame_id: str) -> FrameQuerySet:
+        """Rows after (captured_at, frame_id) in newest-first order: the keyset page condition.
+
+        The redundant captured_at <= bound becomes an index condition, so a deep page starts
+        where the previous one ended instead of scanning past it.
+        """
+        return self.filter(captured_at__lte=captured_at).filter(
+            Q(captured_at__lt=captured_at) | Q(frame_id__lt=frame_id)
+        )
+
+    def page(self, limit: int) -> tuple[list[Frame], Frame | None]:
+        """Up to limit frames, newest first, and the last of them if more follow."""
+        rows = list(self.newest_first()[: limit + 1])
+        if len(rows) > limit:
+            return rows[:limit], rows[limit - 1]
+        return rows, None
+
+    def camera_ids(self) -> list[str]:
+        """Every camera with a frame, cheaply: a loose index scan on PostgreSQL."""
+        if connection.vendor != "postgresql":
+            return list(self.order_by("camera_id").values_list("camera_id", flat=True).distinct())
+        # SELECT DISTINCT reads all 20M rows; hopping from camera to camera through
+        # frame_camera_time reads one index entry per camera.
+        table = Frame._meta.db_table
+        sql = f"""
+            WITH RECURSIVE cameras(camera_id) AS (
+                (SELECT camera_id FROM {table} ORDER BY camera_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT f.camera_id FROM {table} f WHERE f.camera_id > c.camera_id
+                        ORDER BY f.camera_id LIMIT 1)
+                FROM cameras c WHERE c.camera_id IS NOT NULL
+            )
+            SELECT camera_id FROM cameras WHERE camera_id IS NOT NULL
+        """  # noqa: S608 - the table name is ours, nothing user-supplied
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return [row[0] for row in cursor.fetchall()]
+
+    def camera_overview(self, since: datetime, until: datetime) -> list[CameraOverview]:
+        """Per camera, frames captured in [since, until): rates, outcomes, loss and p95 latency."""
+        window = self.filter(captured_at__gte=since, captured_at__lt=until)
+        seconds = max((until - since).total_seconds(), 1e-9)
+        reasons = window._dropped_by_reason()
+        latencies = window._stored_latency_percentiles_by_camera()
+        overview: list[CameraOverview] = []
+        for row in window._outcomes_by_camera():
+            # A gap in the per-camera sequence is a frame that never reached any end.
+            lost = max(row["last"] - row["first"] + 1 - row["frames"], 0)
+            p50, p95, p99 = latencies.get(row["camera_id"], (None, None, None))
+            overview.append(
+                {
+                    "camera_id": row["camera_id"],
+                    "frames": row["frames"],
+                    "fps": round(row["frames"] / seconds, 3),
+                    "stored": row["stored"],
+                    "dropped": row["dropped"],
+                    "dropped_by_reason": reasons.get(row["camera_id"], {}),
+                    "failed": row["failed"],
+                    "lost": lost,
+                    "captured": row["frames"] + lost,
+                    "loss_pct": round(100 * lost / (row["frames"] + lost), 3),
+                    "p50_latency_ms": p50,
+                    "p95_latency_ms": p95,
+                    "p99_latency_ms": p99,
+                }
+            )
+        return overview
+
+    def sequence_gaps(self, camera_id: str, limit: int = 100) -> list[tuple[int, int]]:
+        """The first `limit` runs of sequence numbers with no row: (first, last) lost."""
+        rows = (
+            self.filter(camera_id=camera_id, sequence__gte=0)
+            .annotate(previous=Window(Lag("sequence"), order_by=F("sequence").asc()))
+            .filter(sequence__gt=F("previous") + 1)
+            .order_by("sequence")
+            .values_list("previous", "sequence")[:limit]
+        )
+        return [(previous + 1, sequence - 1) for previous, sequence in rows]
+
+    def _outcomes_by_camera(self) -> Iterable[dict[str, Any]]:
+        return (
+            self.order_by("camera_id")
+            .values("camera_id")
+            .annotate(
+                frames=Count("id"),
+                stored=Count("id", filter=Q(status=Frame.Status.STORED)),
+                dropped=Count("id", filter=Q(status=Frame.Status.DROPPED)),
+                failed=Count("id", filter=Q(status=Frame.Status.FAILED)),
+                first=Min("sequence"),
+                last=Max("sequence"),
+            )
+        )
+
+    def _dropped_by_reason(self) -> dict[str, dict[str, int]]:
+        rows = (
+            self.filter(status=Frame.Status.DROPPED)
+            .order_by()
+            .values_list("camera_id", "reason")
+            .annotate(n=Count("id"))
+        )
+        reasons: dict[str, dict[str, int]] = {}
+        for camera_id, reason, n in rows:
+            reasons.setdefault(camera_id, {})[reason or "unknown"] = n
+        return reasons
+
+    def _stored_latency_percentiles_by_camera(self) -> dict[str, tuple[float | None, ...]]:
+        measured = self.filter(status=Frame.Status.STORED, latency_ms__isnull=False).order_by()
+        if connection.vendor == "postgresql":
+            rows = measured.values("camera_id").annotate(
+                **{f"p{int(f * 100)}": PercentileCont("latency_ms", f) for f in PERCENTILES}
+            )
+            return {row["camera_id"]: (row["p50"], row["p95"], row["p99"]) for row in rows}
+        latencies: dict[str, list[float]] = {}
+        for camera_id, latency in measured.values_list("camera_id", "latency_ms"):
+            if latency is not None:
+                latencies.setdefault(camera_id, []).append(latency)
+        return {
+            camera: tuple(percentile_cont(values, f) for f in PERCENTILES)
+            for camera, values in latencies.items()
+        }
+
+
+UNIQUE = ("id", "frame_id", "captured_at")
 
 
 class Frame(models.Model):
@@ -70,6 +293,8 @@ class Frame(models.Model):
     finished_at = models.DateTimeField()  # when the status was recorded
     latency_ms = models.FloatField(null=True)  # capture -> finished
 
+    objects = FrameQuerySet.as_manager()
+
     class Meta:
         constraints = [
             # A redelivered store updates this row instead of adding one; also serves
@@ -79,10 +304,15 @@ class Frame(models.Model):
         indexes = [
             # GET /frames?trace_id=…, admin search by trace id.
             models.Index(fields=["trace_id"], name="frame_trace_id"),
-            # GET /frames?camera=…&since=…&until=…, per-camera report, loss detection.
+            # GET /frames?camera=…&since=…&until=… pages (newest first, keyset on
+            # captured_at, frame_id), the admin camera filter and its list of cameras
+            # (Frame.objects.camera_ids), per-camera report, loss detection.
             models.Index(fields=["camera_id", "captured_at", "frame_id"], name="frame_camera_time"),
-            # GET /frames?status=dropped, report counts by status.
-            models.Index(fields=["status", "captured_at"], name="frame_status_time"),
+            # GET /frames?status=… pages (keyset on captured_at, frame_id), admin status filter.
+            models.Index(fields=["status", "captured_at", "frame_id"], name="frame_status_time_id"),
+            # GET /frames with only since/until or no filter, the admin changelist's default
+            # order and date filter, and the camera overview's time window.
+            models.Index(fields=["captured_at", "frame_id"], name="frame_time"),
         ]
         ordering = ["-captured_at", "-frame_id"]
 
@@ -91,35 +321,88 @@ class Frame(models.Model):
 
     @classmethod
     def record(cls, meta: FrameMetadata, *, finished_at: datetime | None = None) -> Frame:
-        """Write a frame's final state; run again for the same frame, it updates the one row."""
-        finished_at = finished_at or datetime.now(tz=UTC)
-        captured_at = meta.timestamp
-        context = meta.trace_context
-        frame, _ = cls.objects.update_or_create(
-            frame_id=meta.frame_id,
-            captured_at=captured_at,
-            defaults={
-                "camera_id": meta.camera_id,
-                "sequence": meta.sequence,
-                "status": meta.status,
-                "reason": meta.reason,
-                "stage": meta.stage,
-                "error": meta.error,
-                "source": meta.source,
-                "width": meta.width,
-                "height": meta.height,
-                "format": meta.format,
-                "size_bytes": meta.size_bytes,
-                "trace_id": context.trace_id if context else "",
-                "span_id": context.span_id if context else "",
-                "trace_context": context.to_dict() if context else {},
-                "timings": meta.timings,
-                "results": meta.results,
-                "finished_at": finished_at,
-                "latency_ms": (finished_at - captured_at).total_seconds() * 1000,
-            },
+        """Write a frame's final state in one upsert; run again for the same frame, it updates
+        the one row. A stored frame stays stored: a late duplicate of an earlier stage (a
+        redelivered task that finds the bytes already released) cannot turn it into a drop.
+        """
+        frame = cls.from_metadata(meta, finished_at or datetime.now(tz=UTC))
+        if frame.status != cls.Status.STORED:  # the rare path pays the extra query
+            stored = cls.objects.filter(
+                frame_id=frame.frame_id, captured_at=frame.captured_at, status=cls.Status.STORED
+            ).first()
+            if stored is not None:
+                return stored
+        Frame.objects.bulk_create(
+            [frame],
+            update_conflicts=True,
+            unique_fields=["frame_id", "captured_at"],
+            update_fields=[f.name for f in cls._meta.concrete_fields if f.name not in UNIQUE],
         )
         return frame
+
+    @classmethod
+    def from_metadata(cls, meta: FrameMetadata, finished_at: datetime) -> Frame:
+        context = meta.trace_context
+        return cls(
+            frame_id=meta.frame_id,
+            captured_at=meta.timestamp,
+            camera_id=meta.camera_id or "",
+            # -1: a frame whose id does not parse and whose record had no sequence either.
+            sequence=meta.sequence if meta.sequence is not None else -1,
+            status=meta.status,
+            reason=meta.reason,
+            stage=meta.stage,
+            error=meta.error,
+            source=meta.source,
+            width=meta.width,
+            height=meta.height,
+            format=meta.format,
+            size_bytes=meta.size_bytes,
+            trace_id=context.trace_id if context else "",
+            span_id=context.span_id if context else "",
+            trace_context=context.to_dict() if context else {},
+            timings=meta.timings,
+            results=meta.results,
+            finished_at=finished_at,
+            latency_ms=(finished_at - meta.timestamp).total_seconds() * 1000,
+        )
+
+    @property
+    def jaeger_url(self) -> str | None:
+        return f"{settings.JAEGER_UI_URL}/trace/{self.trace_id}" if self.trace_id else None
+
+    def stage_epochs(self) -> list[StageEpochs]:
+        """The stages this frame recorded, in pipeline order (unknown stages last)."""
+        timings = self.timings if isinstance(self.timings, dict) else {}
+        names = [s for s in STAGES if s in timings] + sorted(set(timings) - set(STAGES))
+        epochs = []
+        for name in names:
+            timing = timings[name] if isinstance(timings[name], dict) else {}
+            epochs.append(
+                StageEpochs(
+                    name,
+                    _epoch(timing.get("queued_at")),
+                    _epoch(timing.get("started_at")),
+                    _epoch(timing.get("ended_at")),
+                )
+            )
+        return epochs
+
+    def journey(self) -> list[JourneyStage]:
+        return [
+            {
+                "stage": e.stage,
+                "queued_at": _iso(e.queued_at),
+                "start": _iso(e.started_at),
+                "end": _iso(e.ended_at),
+                "duration_ms": _ms(e.started_at, e.ended_at),
+                "queue_wait_ms": _ms(e.queued_at, e.started_at),
+            }
+            for e in self.stage_epochs()
+        ]
+
+    def to_detail_dict(self) -> FrameDetailDict:
+        return {**self.to_dict(), "journey": self.journey(), "jaeger_url": self.jaeger_url}
 
     def to_dict(self) -> FrameDict:
         return {

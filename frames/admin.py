@@ -1,0 +1,223 @@
+"""The admin frame browser: read-only, searchable by exact ids, with a journey per frame."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any, TypedDict
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from frame_tracking.identity import FrameID
+from frames.forms import WINDOWS, OverviewQuery
+from frames.models import Frame, StageEpochs
+
+TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+class Bar(TypedDict):
+    stage: str
+    wait_left: float  # percent of the frame's whole journey
+    wait_width: float
+    work_left: float
+    work_width: float
+    offset_ms: float | None  # when the stage started, after capture
+    queue_wait_ms: float | None
+    duration_ms: float | None
+
+
+def waterfall(captured_at: datetime, stages: list[StageEpochs]) -> list[Bar]:
+    """Lay the stages out on one time axis from capture to the last end, in percent."""
+    origin = captured_at.timestamp()
+    times = [t for s in stages for t in s[1:] if t is not None]
+    span = max([*times, origin]) - origin or 1.0
+    return [_bar(stage, origin, span) for stage in stages]
+
+
+def _bar(stage: StageEpochs, origin: float, span: float) -> Bar:
+    def pct(t: float) -> float:
+        return round(max(t - origin, 0.0) / span * 100, 2)
+
+    def ms(a: float | None, b: float | None) -> float | None:
+        return round((b - a) * 1000, 2) if a is not None and b is not None else None
+
+    queued, started, ended = stage.queued_at, stage.started_at, stage.ended_at
+    bar: Bar = {
+        "stage": stage.stage,
+        "wait_left": 0.0,
+        "wait_width": 0.0,
+        "work_left": 0.0,
+        "work_width": 0.0,
+        "offset_ms": ms(origin, started),
+        "queue_wait_ms": ms(queued, started),
+        "duration_ms": ms(started, ended),
+    }
+    if queued is not None and started is not None:
+        bar["wait_left"], bar["wait_width"] = pct(queued), pct(started) - pct(queued)
+    if started is not None and ended is not None:
+        bar["work_left"], bar["work_width"] = pct(started), pct(ended) - pct(started)
+    return bar
+
+
+class EstimatedCountPaginator(Paginator):
+    """COUNT(*) over 20M rows takes seconds: the unfiltered changelist uses the planner's
+    estimate instead. Filtered lists (an index range) are counted exactly."""
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if connection.vendor == "postgresql" and query is not None and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                    [Frame._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] > 100_000:  # small tables: exact is cheap and less surprising
+                return int(row[0])
+        return super().count
+
+
+class CameraFilter(admin.SimpleListFilter):
+    title = "camera"
+    parameter_name = "camera"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(camera, camera) for camera in Frame.objects.camera_ids()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Frame]) -> QuerySet[Frame]:
+        return queryset.filter(camera_id=self.value()) if self.value() else queryset
+
+
+@admin.register(Frame)
+class FrameAdmin(admin.ModelAdmin):
+    list_display = [
+        "frame_id",
+        "camera_id",
+        "captured_at",
+        "status",
+        "latency",
+        "drop_reason",
+        "trace_link",
+    ]
+    list_filter = [CameraFilter, "status", "captured_at"]
+    # Handled by get_search_results as exact, indexed lookups; never LIKE '%…%'.
+    search_fields = ["frame_id", "trace_id"]
+    search_help_text = "An exact frame id or a 32-hex trace id."
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    change_list_template = "admin/frames/frame/change_list.html"
+    change_form_template = "admin/frames/frame/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["frame_id", "camera_id", "sequence", "captured", "trace_link"]}),
+        ("Outcome", {"fields": ["status", "stage", "reason", "error", "latency", "finished"]}),
+        ("Image", {"fields": ["source", "width", "height", "format", "size_bytes"]}),
+        ("Processor results", {"fields": ["results_json"]}),
+    ]
+    readonly_fields = ["captured", "finished", "trace_link", "latency", "results_json"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # frames are facts recorded by the pipeline
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # retention drops whole partitions, not rows
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Frame], search_term: str
+    ) -> tuple[QuerySet[Frame], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if TRACE_ID.fullmatch(term):
+            return queryset.filter(trace_id=term.lower()), False
+        try:
+            frame_id = FrameID.parse(term)
+        except ValueError:
+            return queryset.none(), False
+        return queryset.filter(frame_id=frame_id, captured_at=frame_id.timestamp), False
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, frame: Frame) -> str:
+        return f"{frame.latency_ms:,.1f} ms" if frame.latency_ms is not None else "-"
+
+    @admin.display(description="captured at (UTC)")
+    def captured(self, frame: Frame) -> str:
+        return frame.captured_at.isoformat()  # to the microsecond, like the frame id
+
+    @admin.display(description="finished at (UTC)")
+    def finished(self, frame: Frame) -> str:
+        return frame.finished_at.isoformat()
+
+    @admin.display(description="drop reason")
+    def drop_reason(self, frame: Frame) -> str:
+        return frame.reason if frame.status == Frame.Status.DROPPED else ""
+
+    @admin.display(description="trace")
+    def trace_link(self, frame: Frame) -> str:
+        if not frame.jaeger_url:
+            return "-"
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener" class="jaeger-link">{} ↗</a>',
+            frame.jaeger_url,
+            frame.trace_id[:8] + "…",
+        )
+
+    @admin.display(description="results")
+    def results_json(self, frame: Frame) -> str:
+        text = json.dumps(frame.results, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre class="frame-results">{}</pre>', text)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Frame | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["journey"] = waterfall(obj.captured_at, obj.stage_epochs())
+            context["jaeger_url"] = obj.jaeger_url
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        overview = path(
+            "overview/",
+            self.admin_site.admin_view(self.overview_view),
+            name="frames_frame_overview",
+        )
+        return [overview, *super().get_urls()]
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = OverviewQuery(request.GET)
+        window = form.cleaned_data["window"] if form.is_valid() else "1h"
+        until = timezone.now()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Cameras, last {window}",
+            "opts": self.model._meta,
+            "windows": list(WINDOWS),
+            "window": window,
+            "since": until - WINDOWS[window],
+            "until": until,
+            "cameras": Frame.objects.camera_overview(until - WINDOWS[window], until),
+        }
+        return TemplateResponse(request, "admin/frames/frame/overview.html", context)

@@ -1,0 +1,238 @@
+"""Query-string forms: every parameter the /frames API and the admin overview accept."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from frame_tracking.identity import FrameID
+from frames.models import CameraOverview, Frame, FrameQuerySet
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+TIMESTAMP_ERRORS = {"invalid": "must be an ISO-8601 timestamp, e.g. 2026-11-29T03:45:00Z"}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: the (captured_at, frame_id) of its last frame."""
+
+    captured_at: datetime
+    frame_id: str
+
+    def encode(self) -> str:
+        text = json.dumps([self.captured_at.isoformat(), self.frame_id])
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """Raises ValueError for anything that is not a cursor this API handed out."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            captured_at, frame_id = json.loads(raw)
+            if not isinstance(captured_at, str) or not isinstance(frame_id, str):
+                raise ValueError("not a cursor")
+            when = parse_datetime(captured_at)
+            # A frame id goes into SQL: accept only a real one (no NUL bytes, no junk).
+            frame_id = FrameID.parse(frame_id)
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise ValueError("not a cursor") from exc
+        if when is None or when.tzinfo is None:
+            raise ValueError("not a cursor")
+        try:
+            return cls(when.astimezone(UTC), frame_id)
+        except OverflowError as exc:
+            raise ValueError("not a cursor") from exc
+
+
+def in_utc(when: datetime | None) -> datetime | None:
+    # PostgreSQL refuses offsets beyond ±15:59, which ISO-8601 allows: send UTC only.
+    try:
+        return when.astimezone(UTC) if when else None
+    except OverflowError:
+        raise ValidationError("is out of range") from None
+
+
+class FrameQuery(forms.Form):
+    """GET /frames: filters (all optional, combined with AND), limit and cursor."""
+
+    trace_id = forms.RegexField(
+        regex=r"\A[0-9a-f]{32}\Z",
+        required=False,
+        error_messages={"invalid": "must be 32 lowercase hex characters"},
+    )
+    frame_id = forms.CharField(required=False, max_length=160, strip=False)
+    camera = forms.RegexField(
+        regex=r"\A[A-Za-z0-9.-]{1,64}\Z",
+        required=False,
+        error_messages={"invalid": "must be 1-64 characters from A-Z a-z 0-9 . -"},
+    )
+    status = forms.ChoiceField(
+        choices=Frame.Status.choices,
+        required=False,
+        error_messages={"invalid_choice": "must be one of stored, dropped, failed"},
+    )
+    since = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
+    until = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
+    limit = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_LIMIT,
+        error_messages={
+            "invalid": "must be a whole number",
+            "min_value": "must be at least 1",
+            "max_value": f"must be at most {MAX_LIMIT}",
+        },
+    )
+    cursor = forms.CharField(required=False, max_length=512)
+
+    def clean_since(self) -> datetime | None:
+        return in_utc(self.cleaned_data["since"])
+
+    def clean_until(self) -> datetime | None:
+        return in_utc(self.cleaned_data["until"])
+
+    def clean_frame_id(self) -> FrameID | None:
+        text = self.cleaned_data["frame_id"]
+        if not text:
+            return None
+        try:
+            return FrameID.parse(text)
+        except ValueError:
+            raise ValidationError("not a valid frame id") from None
+
+    def clean_cursor(self) -> Cursor | None:
+        token = self.cleaned_data["cursor"]
+        if not token:
+            return None
+        try:
+            return Cursor.decode(token)
+        except ValueError:
+            raise ValidationError("not a valid cursor; pass the `next` of a response") from None
+
+    def clean_limit(self) -> int:
+        limit = self.cleaned_data["limit"]
+        return DEFAULT_LIMIT if limit is None else limit
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            raise ValidationError("since must not be later than until")
+        return data
+
+    def page(self) -> tuple[list[Frame], Cursor | None]:
+        """The page of frames this (valid) query names, and the cursor of the next page."""
+        rows, last = self.matching().page(self.cleaned_data["limit"])
+        return rows, Cursor(last.captured_at, last.frame_id) if last else None
+
+    def matching(self) -> FrameQuerySet:
+        """Every frame after the cursor that passes all the given filters."""
+        data = self.cleaned_data
+        query = Frame.objects.all()
+        if data["frame_id"]:
+            query = query.with_frame_id(data["frame_id"])
+        if data["trace_id"]:
+            query = query.filter(trace_id=data["trace_id"])
+        if data["camera"]:
+            query = query.filter(camera_id=data["camera"])
+        if data["status"]:
+            query = query.filter(status=data["status"])
+        if data["since"]:
+            query = query.filter(captured_at__gte=data["since"])
+        if data["until"]:
+            query = query.filter(captured_at__lt=data["until"])
+        if data["cursor"]:
+            query = query.before(data["cursor"].captured_at, data["cursor"].frame_id)
+        return query
+
+
+WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+
+
+class OverviewQuery(forms.Form):
+    """The admin camera overview: how far back to look."""
+
+    window = forms.ChoiceField(choices=[(w, w) for w in WINDOWS], required=False)
+
+    def clean_window(self) -> str:
+        return self.cleaned_data["window"] or "1h"
+
+
+class ReportQuery(forms.Form):
+    """GET /frames/report and `manage.py frames_report`: per-camera accounting for a window.
+
+    since/until take an ISO-8601 timestamp or an age such as 90s, 15m, 6h, 2d (that long
+    before now); until defaults to now.
+    """
+
+    camera = FrameQuery.base_fields["camera"]
+    since = forms.CharField(max_length=64, error_messages={"required": "is required"})
+    until = forms.CharField(max_length=64, required=False)
+
+    def clean_since(self) -> datetime:
+        return moment(self.cleaned_data["since"])
+
+    def clean_until(self) -> datetime:
+        return moment(self.cleaned_data["until"] or "0s")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            raise ValidationError("since must not be later than until")
+        return data
+
+    def report(self) -> Report:
+        data = self.cleaned_data
+        frames = Frame.objects.all()
+        if data["camera"]:
+            frames = frames.filter(camera_id=data["camera"])
+        in_window = frames.filter(captured_at__gte=data["since"], captured_at__lt=data["until"])
+        cameras = [
+            CameraReport(**camera, gaps=in_window.sequence_gaps(camera["camera_id"], limit=20))
+            for camera in frames.camera_overview(data["since"], data["until"])
+        ]
+        return {
+            "since": data["since"].isoformat(),
+            "until": data["until"].isoformat(),
+            "cameras": cameras,
+        }
+
+
+class CameraReport(CameraOverview):
+    gaps: list[tuple[int, int]]  # the first runs of lost sequence numbers
+
+
+class Report(TypedDict):
+    since: str
+    until: str
+    cameras: list[CameraReport]
+
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def moment(text: str) -> datetime:
+    """An ISO-8601 timestamp, or an age before now such as 15m."""
+    text = text.strip()
+    if text[:-1].isdigit() and text[-1:] in AGE_UNITS:
+        return timezone.now() - timedelta(seconds=int(text[:-1]) * AGE_UNITS[text[-1]])
+    try:
+        when = parse_datetime(text)
+    except ValueError:
+        when = None
+    if when is None:
+        raise ValidationError("must be an ISO-8601 timestamp or an age such as 90s, 15m, 6h, 2d")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return in_utc(when) or when

@@ -1,0 +1,128 @@
+"""The /frames API: small, read-only, JSON in every answer, a 4xx for every bad input."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+
+from frame_tracking.identity import FrameID
+from frames.forms import FrameQuery, ReportQuery
+from frames.models import Frame
+from frames.openapi import OPENAPI
+
+View = Callable[..., JsonResponse]
+
+
+def error(msg: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": msg}, status=status)
+
+
+def token_is_known(token: str) -> bool:
+    """Compare against every token, without stopping early, so timing says nothing."""
+    given = token.encode()
+    matched = False
+    for known in settings.DETEKTR_API_TOKENS:
+        matched |= hmac.compare_digest(given, known.encode())
+    return matched
+
+
+def access_problem(request: HttpRequest) -> JsonResponse | None:
+    """None if the request may read frames; else the 401/403 to answer."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        return None if token_is_known(token) else error("the bearer token is not valid", 403)
+    if request.user.is_authenticated:
+        # The same people who can open the admin frame browser.
+        return None if request.user.is_staff else error("only staff users may read frames", 403)
+    response = error("authentication required: send Authorization: Bearer <token>", 401)
+    response["WWW-Authenticate"] = 'Bearer realm="detektr"'
+    return response
+
+
+def get_only(view: View) -> View:
+    """The API reads; anything else is a JSON 405, not Django's empty one."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = error(f"method {request.method} not allowed; use GET", 405)
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def authorized(view: View) -> View:
+    """A bearer token or a staff session; a JSON 401/403 otherwise."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        return access_problem(request) or view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def query_problem(request: HttpRequest, form: FrameQuery | ReportQuery) -> str | None:
+    """Unknown or repeated parameters are mistakes the form would silently ignore."""
+    for name in request.GET:
+        if name not in form.fields:
+            return f"unknown parameter: {name}"
+        if len(request.GET.getlist(name)) > 1:
+            return f"parameter given more than once: {name}"
+    if form.is_valid():
+        return None
+    name, messages = next(iter(form.errors.items()))
+    message = str(messages[0])
+    return message if name == "__all__" else f"{name}: {message}"
+
+
+@get_only
+@authorized
+def frame_list(request: HttpRequest) -> JsonResponse:
+    form = FrameQuery(request.GET)
+    if problem := query_problem(request, form):
+        return error(problem)
+    frames, cursor = form.page()
+    return JsonResponse(
+        {
+            "frames": [{**f.to_dict(), "jaeger_url": f.jaeger_url} for f in frames],
+            "next": cursor.encode() if cursor else None,
+        }
+    )
+
+
+@get_only
+@authorized
+def frame_detail(request: HttpRequest, frame_id: str) -> JsonResponse:
+    if request.GET:
+        return error(f"unknown parameter: {next(iter(request.GET))}")
+    try:
+        parsed = FrameID.parse(frame_id)
+    except ValueError:
+        return error("frame_id: not a valid frame id")
+    frame = Frame.objects.with_frame_id(parsed).first()
+    if frame is None:
+        return error(f"no frame with id {frame_id}", 404)
+    return JsonResponse(frame.to_detail_dict())
+
+
+@get_only
+@authorized
+def frame_report(request: HttpRequest) -> JsonResponse:
+    form = ReportQuery(request.GET)
+    if problem := query_problem(request, form):
+        return error(problem)
+    return JsonResponse(form.report())
+
+
+@get_only
+def openapi(request: HttpRequest) -> JsonResponse:
+    # It describes the API, not any frame: no credentials needed to read it.
+    return JsonResponse(OPENAPI)

@@ -1,0 +1,83 @@
+"""Fixtures shared by the test files: frames written the way the store stage writes them,
+and API clients with and without credentials."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from frame_tracking import FrameID, FrameMetadata, StageTiming, TraceContext
+from frames.models import Frame
+
+API_TOKEN = "test-token-5f0c9d2e"
+BASE_TIME = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+
+def stage_timings(captured_at: datetime) -> dict[str, StageTiming]:
+    """A plausible journey: every stage queued, started and ended a few ms after the last."""
+    t = captured_at.timestamp()
+    return {
+        "capture": {"started_at": t, "ended_at": t + 0.004},
+        "buffer": {"queued_at": t + 0.005, "started_at": t + 0.007, "ended_at": t + 0.008},
+        "process": {"queued_at": t + 0.009, "started_at": t + 0.015, "ended_at": t + 0.031},
+        "store": {"queued_at": t + 0.032, "started_at": t + 0.034, "ended_at": t + 0.038},
+    }
+
+
+class FrameFactory:
+    """Writes frames through Frame.record(); each call a new frame, one sequence further."""
+
+    def __init__(self) -> None:
+        self._sequences: dict[str, itertools.count[int]] = {}
+
+    def __call__(
+        self,
+        *,
+        camera_id: str = "cam01",
+        sequence: int | None = None,
+        captured_at: datetime | None = None,
+        status: str = "stored",
+        latency_ms: float = 40.0,
+        nonce: str = "0000abcd",
+        **fields: Any,
+    ) -> Frame:
+        if sequence is None:
+            sequence = next(self._sequences.setdefault(camera_id, itertools.count()))
+        captured_at = captured_at or BASE_TIME + timedelta(milliseconds=33 * sequence)
+        meta = FrameMetadata(
+            frame_id=FrameID.from_parts(captured_at, camera_id, sequence, nonce),
+            timestamp=captured_at,
+            camera_id=camera_id,
+            sequence=sequence,
+            trace_context=TraceContext.generate(),
+            status=status,
+            **{"timings": stage_timings(captured_at), **fields},
+        )
+        return Frame.record(meta, finished_at=captured_at + timedelta(milliseconds=latency_ms))
+
+
+@pytest.fixture
+def frame_factory(db: None) -> FrameFactory:
+    return FrameFactory()
+
+
+@pytest.fixture
+def api_client(settings: Any) -> Client:
+    """A client that sends a valid bearer token."""
+    settings.DETEKTR_API_TOKENS = ["some-other-token", API_TOKEN]
+    return Client(headers={"Authorization": f"Bearer {API_TOKEN}"})
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    return User.objects.create_user("ops", password="ops-password", is_staff=True)
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return User.objects.create_superuser("admin", password="admin-password")

@@ -1,0 +1,88 @@
+"""GET /frames/report and manage.py frames_report: per-camera accounting and loss."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from tests.conftest import BASE_TIME, FrameFactory
+
+pytestmark = pytest.mark.django_db
+WINDOW = {"since": BASE_TIME.isoformat(), "until": (BASE_TIME + timedelta(hours=1)).isoformat()}
+
+
+@pytest.fixture
+def frames(frame_factory: FrameFactory) -> None:
+    # cam01: 0..9 captured; 3, 4 and 7 never reached an end; 8 shed, 9 stale, 6 failed.
+    for sequence, latency in zip((0, 1, 2, 5), (10.0, 20.0, 30.0, 40.0), strict=True):
+        frame_factory(camera_id="cam01", sequence=sequence, latency_ms=latency)
+    frame_factory(camera_id="cam01", sequence=6, status="failed", reason="corrupt_frame")
+    frame_factory(camera_id="cam01", sequence=8, status="dropped", reason="backpressure")
+    frame_factory(camera_id="cam01", sequence=9, status="dropped", reason="stale")
+    frame_factory(camera_id="cam02", sequence=0)
+
+
+def test_it_reports_outcomes_loss_and_latency_per_camera(api_client: Client, frames: None):
+    response = api_client.get("/frames/report", WINDOW)
+    assert response.status_code == 200
+    cam01, cam02 = response.json()["cameras"]
+    assert cam01["camera_id"] == "cam01"
+    assert (cam01["captured"], cam01["stored"], cam01["dropped"], cam01["failed"]) == (10, 4, 2, 1)
+    assert cam01["dropped_by_reason"] == {"backpressure": 1, "stale": 1}
+    assert (cam01["lost"], cam01["loss_pct"]) == (3, 30.0)
+    assert cam01["gaps"] == [[3, 4], [7, 7]]
+    assert cam01["p50_latency_ms"] == pytest.approx(25.0)  # over the stored frames only
+    assert cam01["p99_latency_ms"] == pytest.approx(39.7)
+    assert (cam02["captured"], cam02["lost"], cam02["gaps"]) == (1, 0, [])
+
+
+def test_it_filters_by_camera(api_client: Client, frames: None):
+    response = api_client.get("/frames/report", {**WINDOW, "camera": "cam02"})
+    assert [camera["camera_id"] for camera in response.json()["cameras"]] == ["cam02"]
+
+
+def test_it_takes_an_age_for_since(api_client: Client, frame_factory: FrameFactory):
+    frame_factory(camera_id="cam03", captured_at=BASE_TIME.replace(year=2099))
+    assert api_client.get("/frames/report", {"since": "15m"}).json()["cameras"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "since: is required"),
+        ({"since": "yesterday"}, "since: must be an ISO-8601 timestamp or an age"),
+        ({"since": "1h", "until": "2h"}, "since must not be later than until"),
+        ({"since": "1h", "camera": "cam 01"}, "camera: must be 1-64 characters"),
+        ({"since": "1h", "window": "5m"}, "unknown parameter: window"),
+    ],
+)
+def test_it_rejects_bad_input(api_client: Client, params: dict[str, str], message: str):
+    response = api_client.get("/frames/report", params)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(message)
+
+
+def test_it_requires_credentials(client: Client):
+    assert client.get("/frames/report", {"since": "1h"}).status_code == 401
+
+
+def test_the_command_prints_the_same_numbers(frames: None):
+    out = StringIO()
+    call_command("frames_report", "--since", WINDOW["since"], "--until", WINDOW["until"],
+                 stdout=out)  # fmt: skip
+    text = out.getvalue()
+    assert "camera cam01" in text
+    assert "captured 10" in text
+    assert "dropped  2   (backpressure 1, stale 1)" in text
+    assert "lost     3   (30.0%)" in text
+    assert "lost sequence numbers: 3-4, 7" in text
+    assert "p50 25.0 ms" in text
+
+
+def test_the_command_names_a_bad_argument():
+    with pytest.raises(CommandError, match="--since: must be an ISO-8601"):
+        call_command("frames_report", "--since", "last week")
