@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,10 +15,12 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-# How long FFmpeg may wait to open a stream or for its next frame before read() gives up;
-# a stalled camera then surfaces as a failed read and the worker reconnects.
-OPEN_TIMEOUT_MS = 10_000
-READ_TIMEOUT_MS = 5_000
+# How long FFmpeg may wait to open a stream, or for its next frame before read() gives up; a
+# stalled camera then surfaces as a failed read and the worker reconnects. OpenCV enforces both
+# through FFmpeg's interrupt callback, which network reads poll, so they hold for RTSP and HTTP
+# MJPEG alike (checked in tests/test_sources.py). Overridden by these environment variables:
+OPEN_TIMEOUT_VARIABLE, DEFAULT_OPEN_TIMEOUT_MS = "CAMERA_OPEN_TIMEOUT_MS", 10_000
+READ_TIMEOUT_VARIABLE, DEFAULT_READ_TIMEOUT_MS = "CAMERA_READ_TIMEOUT_MS", 5_000
 
 
 class SourceError(Exception):
@@ -42,6 +45,16 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def timeout_ms(variable: str, default: int) -> int:
+    """A timeout in milliseconds from the environment; SourceError naming it when malformed."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise SourceError(f"{variable}={text!r} must be a whole number of milliseconds, >= 1")
+    return int(text)
 
 
 @dataclass
@@ -104,14 +117,25 @@ class OpenCVSource:
     paced: bool
     fps: float | None = None
     capture: cv2.VideoCapture | None = None
+    open_timeout_ms: int = DEFAULT_OPEN_TIMEOUT_MS
+    read_timeout_ms: int = DEFAULT_READ_TIMEOUT_MS
+
+    @classmethod
+    def ffmpeg(cls, target: str, description: str, paced: bool) -> OpenCVSource:
+        """A stream or file for FFmpeg, with the timeouts the environment asks for."""
+        return cls(
+            target=target, description=description, paced=paced,
+            open_timeout_ms=timeout_ms(OPEN_TIMEOUT_VARIABLE, DEFAULT_OPEN_TIMEOUT_MS),
+            read_timeout_ms=timeout_ms(READ_TIMEOUT_VARIABLE, DEFAULT_READ_TIMEOUT_MS),
+        )  # fmt: skip
 
     def open(self) -> None:
         if isinstance(self.target, int):
             capture = cv2.VideoCapture(self.target)
         else:
             params = [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS,
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout_ms,
             ]  # fmt: skip
             capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
@@ -138,14 +162,15 @@ class OpenCVSource:
 
 
 def open_source(text: str) -> Source:
-    """Build (not yet open) the source a user named; SourceError when it cannot be one."""
+    """Build (not yet open) the source a user named; SourceError when it cannot be one or
+    when its timeouts are misconfigured, so the capture command refuses it at start-up."""
     scheme = urlsplit(text).scheme.lower()
     if scheme == "synthetic":
         return SyntheticSource.from_url(text)
     if scheme in ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp"):
-        return OpenCVSource(target=text, description=redact(text), paced=False)
+        return OpenCVSource.ffmpeg(text, description=redact(text), paced=False)
     if text.isdigit():
         return OpenCVSource(target=int(text), description=f"device {text}", paced=False)
     if Path(text).is_file():
-        return OpenCVSource(target=text, description=text, paced=True)
+        return OpenCVSource.ffmpeg(text, description=text, paced=True)
     raise SourceError(f"not a stream URL, device index, video file or synthetic://: {text!r}")

@@ -1,0 +1,124 @@
+"""Real sources through the capture command and a real worker: a video file, an RTSP camera,
+an MJPEG camera, and an MJPEG camera that stalls mid-stream and comes back."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from frames.models import Frame
+from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera, write_video
+from tests.e2e.conftest import ROOT, run_capture, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def rtsp_camera() -> Iterator[RTSPCamera]:
+    with RTSPCamera(width=320, height=240, fps=15) as camera:
+        yield camera
+
+
+@pytest.fixture
+def mjpeg_camera() -> Iterator[MJPEGCamera]:
+    with MJPEGCamera(width=320, height=240, fps=15) as camera:
+        yield camera
+
+
+def stored_frames(camera_id: str, count: int) -> list[Frame]:
+    """The camera's rows once `count` are there (or what there is after the wait)."""
+    frames = Frame.objects.filter(camera_id=camera_id)
+    wait_until(lambda: frames.count() >= count, 120, interval=0.5)
+    return list(frames.order_by("sequence"))
+
+
+def outcomes(frames: list[Frame]) -> set[tuple[str, int | None, int | None]]:
+    return {(frame.status, frame.width, frame.height) for frame in frames}
+
+
+def summary_count(output: str, name: str) -> int:
+    """A number from the command's summary line, e.g. `reconnects 2`."""
+    match = re.search(rf"\b{name} (\d+)", output)
+    assert match, f"no {name!r} in the capture summary: {output!r}"
+    return int(match.group(1))
+
+
+def test_every_frame_of_a_video_file_is_stored_with_its_size(start_worker, pipeline_env,
+                                                               tmp_path):  # fmt: skip
+    video = write_video(tmp_path / "entrance.mp4", frames=45, width=352, height=288)
+    start_worker("-c", "2")
+    output = run_capture(pipeline_env, "--camera", "file01", "--source", str(video))
+
+    assert summary_count(output, "captured") == 45  # the file's end ends the run
+    frames = stored_frames("file01", 45)
+    assert len(frames) == 45
+    assert [frame.sequence for frame in frames] == list(range(1, 46))
+    assert outcomes(frames) == {("stored", 352, 288)}
+    assert {frame.source for frame in frames} == {str(video)}
+
+
+def test_an_rtsp_camera_is_captured_without_its_password_in_the_rows(start_worker, pipeline_env,
+                                                                      rtsp_camera):  # fmt: skip
+    # The test server asks for no credentials; FFmpeg only sends them when challenged.
+    with_password = rtsp_camera.url.replace("rtsp://", "rtsp://viewer:s3cret@")
+    start_worker("-c", "2")
+    output = run_capture(pipeline_env, "--camera", "rtsp01", "--source", with_password,
+                         "--frames", "30")  # fmt: skip
+
+    assert summary_count(output, "captured") == 30
+    frames = stored_frames("rtsp01", 30)
+    assert len(frames) == 30
+    assert outcomes(frames) == {("stored", 320, 240)}
+    assert {frame.source for frame in frames} == {rtsp_camera.url}
+
+
+def test_an_mjpeg_camera_over_http_is_captured(start_worker, pipeline_env, mjpeg_camera):
+    start_worker("-c", "2")
+    output = run_capture(pipeline_env, "--camera", "mjpeg01", "--source", mjpeg_camera.url,
+                         "--frames", "30")  # fmt: skip
+
+    assert summary_count(output, "captured") == 30
+    frames = stored_frames("mjpeg01", 30)
+    assert len(frames) == 30
+    assert outcomes(frames) == {("stored", 320, 240)}
+    assert [frame.sequence for frame in frames] == list(range(1, 31))
+
+
+def test_a_camera_that_stalls_is_reconnected_and_the_run_completes(start_worker, pipeline_env,
+                                                                    mjpeg_camera):  # fmt: skip
+    # After 10 frames the camera goes silent without hanging up. It comes back once the worker
+    # has given up on the silent connection and opened a new one, so the run can only finish
+    # if the read timeout fires and the worker reconnects.
+    mjpeg_camera.stall_after(frames=10, resume_after_connections=1)
+    env = {**pipeline_env, "CAMERA_OPEN_TIMEOUT_MS": "1000", "CAMERA_READ_TIMEOUT_MS": "1000"}
+    start_worker("-c", "2")
+    result = subprocess.run(  # run_capture() with stderr too: the reconnect is logged there
+        [sys.executable, "manage.py", "capture", "--camera", "stall01",
+         "--source", mjpeg_camera.url, "--frames", "30"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    assert summary_count(result.stdout, "captured") == 30
+    assert summary_count(result.stdout, "reconnects") == 1
+    assert "stopped delivering frames; reconnecting" in result.stderr
+    assert mjpeg_camera.connections == 2
+    frames = stored_frames("stall01", 30)
+    assert [frame.sequence for frame in frames] == list(range(1, 31))
+    assert {frame.status for frame in frames} == {"stored"}
+
+
+def test_the_capture_command_names_a_malformed_timeout_variable(pipeline_env, mjpeg_camera):
+    env = {**pipeline_env, "CAMERA_READ_TIMEOUT_MS": "5s"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "capture", "--camera", "cam01",
+         "--source", mjpeg_camera.url, "--frames", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "CAMERA_READ_TIMEOUT_MS='5s'" in result.stderr
+    assert mjpeg_camera.connections == 0  # refused before it touched the camera
