@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -69,10 +70,12 @@ def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/")
 
 
-def env_database(name: str, default: str) -> dict:
+def env_database(name: str, default: str) -> dict[str, Any]:
     value = os.environ.get(name) or default
     try:
-        config = dj_database_url.parse(value, conn_max_age=600, conn_health_checks=True)
+        # Persistent connections; a connection that broke is replaced before the next task
+        # (worker_signals) or request, so no health-check query is paid per frame.
+        config = dj_database_url.parse(value, conn_max_age=600)
     except Exception as exc:  # dj-database-url raises several kinds; one message for all
         raise ImproperlyConfigured(f"{name}={value!r} is not a database URL: {exc}") from None
     if config["ENGINE"] not in (
@@ -82,7 +85,7 @@ def env_database(name: str, default: str) -> dict:
         raise ImproperlyConfigured(
             f"{name}={value!r}: only postgres:// and sqlite:// are supported"
         )
-    return config
+    return dict(config)
 
 
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me")
@@ -157,6 +160,9 @@ DETEKTR_API_TOKENS = env_list("DETEKTR_API_TOKENS", [])
 # unless FRAME_KEEP_BYTES is true.
 FRAME_TTL_SECONDS = env_int("FRAME_TTL_SECONDS", 60, minimum=1)
 FRAME_KEEP_BYTES = env_bool("FRAME_KEEP_BYTES", False)
+# Where a capture worker keeps the records of frames that Redis or the broker never took
+# (an outage at exit); the next run for the camera sends them.
+CAPTURE_JOURNAL_DIR = env_str("CAPTURE_JOURNAL_DIR", str(BASE_DIR / "var" / "capture"))
 # Processors that the process stage runs, as dotted paths to BaseProcessor subclasses.
 FRAME_PROCESSORS = env_list("FRAME_PROCESSORS", ["tasks.processors.FrameQualityProcessor"])
 # Frames older than this when a stage picks them up are dropped as stale.
@@ -181,8 +187,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redis restores unacknowledged messages after the visibility timeout (default one hour).
 # Stage tasks take milliseconds; 30 s brings a dead worker's frames back in seconds while
 # staying far above the longest task (its hard time limit below).
+# The sweep that restores them runs every unacked_restore_interval × _throttle seconds
+# (100 s by default): every 5 s instead, so redelivery takes seconds, not minutes.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 30, minimum=5),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_TIME_LIMIT = 20
 CELERY_TASK_SOFT_TIME_LIMIT = 15

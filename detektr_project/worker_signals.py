@@ -12,11 +12,13 @@ from typing import Any
 
 from celery.signals import (
     celeryd_init,
+    task_prerun,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
     worker_shutdown,
 )
+from django.db import close_old_connections
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
@@ -63,3 +65,10 @@ def trace_pool_process(**_: Any) -> None:
 @worker_shutdown.connect  # solo and thread pools have no pool processes
 def flush_pool_process(**_: Any) -> None:
     shutdown_tracing()
+
+
+@task_prerun.connect
+def drop_broken_db_connection(**_: Any) -> None:
+    """After a database outage the worker's connection is dead; without this, the retries of
+    store would keep using it. Cheap: it only checks usability once an error occurred."""
+    close_old_connections()

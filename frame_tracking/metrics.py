@@ -40,3 +40,8 @@ TRACE_CONTEXT_INVALID = Counter(
     "detektr_trace_context_invalid_total",
     "Malformed traceparent/tracestate values met and replaced by an invalid context",
 )
+TRACE_BREAKS = Counter(
+    "detektr_trace_breaks_total",
+    "Stage runs that found no usable trace context in their task headers and started a new trace",
+    ["stage"],
+)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 
 from detektr_project.celery import app
 from frame_tracking import FrameMetadata
+from frame_tracking.metadata import FrameMetadataDict
 from tasks import frame_bytes
 from tasks.stage import drop, run_stage
 
@@ -21,5 +20,5 @@ def admit(meta: FrameMetadata) -> None:
 
 
 @app.task(name="detektr.buffer")
-def buffer(payload: dict[str, Any]) -> dict[str, Any]:
+def buffer(payload: FrameMetadataDict) -> FrameMetadataDict:
     return run_stage("buffer", payload, admit)

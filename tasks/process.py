@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 import cv2
 import numpy as np
@@ -12,6 +11,7 @@ from django.utils.module_loading import import_string
 
 from detektr_project.celery import app
 from frame_tracking import FrameMetadata
+from frame_tracking.metadata import FrameMetadataDict
 from tasks import frame_bytes
 from tasks.processors import BaseProcessor, ProcessorError
 from tasks.stage import drop, fail, run_stage
@@ -43,5 +43,5 @@ def analyse(meta: FrameMetadata) -> None:
 
 
 @app.task(name="detektr.process")
-def process(payload: dict[str, Any]) -> dict[str, Any]:
+def process(payload: FrameMetadataDict) -> FrameMetadataDict:
     return run_stage("process", payload, analyse)

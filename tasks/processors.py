@@ -74,10 +74,11 @@ class FrameQualityProcessor(BaseProcessor):
             "motion": None,
             "motion_reference": None,
         }
-        previous = self.previous.get(meta.camera_id)
+        camera = meta.camera_id or ""
+        previous = self.previous.get(camera)
         if previous is not None:
             reference_id, reference = previous
             result["motion"] = round(float(cv2.absdiff(thumbnail, reference).mean()), 3)
             result["motion_reference"] = reference_id
-        self.previous[meta.camera_id] = (str(meta.frame_id), thumbnail)
+        self.previous[camera] = (str(meta.frame_id), thumbnail)
         return result

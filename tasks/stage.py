@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from django.conf import settings
 from opentelemetry import trace
 
-from frame_tracking import FrameMetadata
-from frame_tracking.metrics import QUEUE_WAIT_SECONDS, STAGE_SECONDS
+from frame_tracking import FrameID, FrameMetadata
+from frame_tracking.metadata import FrameMetadataDict
+from frame_tracking.metrics import QUEUE_WAIT_SECONDS, STAGE_SECONDS, TRACE_BREAKS
 
 PREVIOUS_STAGE = {"buffer": "capture", "process": "buffer", "store": "process"}
 
@@ -28,13 +28,23 @@ def fail(meta: FrameMetadata, stage: str, reason: str, error: str) -> None:
     span.set_status(trace.Status(trace.StatusCode.ERROR, error))
 
 
+def note_trace_break(meta: FrameMetadata, stage: str, span: trace.Span) -> None:
+    """A task whose headers lost the frame's context runs in a new trace: count it, and tag
+    the span with the frame's own trace id so the two can still be found together."""
+    frame_trace = meta.trace_context.trace_id if meta.trace_context else None
+    current = span.get_span_context()
+    if frame_trace and current.is_valid and format(current.trace_id, "032x") != frame_trace:
+        TRACE_BREAKS.labels(stage).inc()
+        span.set_attribute("frame.trace_id", frame_trace)
+
+
 def is_stale(meta: FrameMetadata, now: float) -> bool:
     return now - meta.timestamp.timestamp() > settings.FRAME_MAX_AGE_SECONDS
 
 
 def run_stage(
-    stage: str, payload: dict[str, Any], work: Callable[[FrameMetadata], None]
-) -> dict[str, Any]:
+    stage: str, payload: FrameMetadataDict, work: Callable[[FrameMetadata], None]
+) -> FrameMetadataDict:
     """Run one stage's work on a frame that is still live and return the payload for the next."""
     started = time.time()
     meta = FrameMetadata.from_dict(payload)
@@ -42,11 +52,15 @@ def run_stage(
     timing = meta.timings.setdefault(stage, {})
     timing["queued_at"] = previous.get("ended_at", started)
     timing["started_at"] = started
-    trace.get_current_span().set_attributes(
-        {"frame.id": str(meta.frame_id), "camera.id": meta.camera_id, "pipeline.stage": stage}
+    span = trace.get_current_span()
+    span.set_attributes(
+        {"frame.id": str(meta.frame_id), "camera.id": meta.camera_id or "", "pipeline.stage": stage}
     )
+    note_trace_break(meta, stage, span)
     QUEUE_WAIT_SECONDS.labels(stage).observe(max(0.0, started - timing["queued_at"]))
-    if meta.status == "captured" and stage != "store" and is_stale(meta, started):
+    if meta.status == "captured" and not isinstance(meta.frame_id, FrameID):
+        fail(meta, stage, "invalid_frame_id", f"frame id {meta.frame_id!r:.200} does not parse")
+    elif meta.status == "captured" and stage != "store" and is_stale(meta, started):
         drop(meta, stage, "stale", f"older than {settings.FRAME_MAX_AGE_SECONDS}s")
     if meta.status == "captured" or stage == "store":
         work(meta)

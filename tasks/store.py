@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from detektr_project.celery import app
 from frame_tracking import FrameMetadata
+from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED
 from frames.models import Frame
 from tasks import frame_bytes
@@ -21,7 +21,7 @@ def record(meta: FrameMetadata) -> None:
         meta.status, meta.stage = "stored", "store"
     finished_at = datetime.now(tz=UTC)
     Frame.record(meta, finished_at=finished_at)
-    frame_bytes.release(meta.frame_id, meta.camera_id, keep_bytes=settings.FRAME_KEEP_BYTES)
+    frame_bytes.release(meta.frame_id, meta.camera_id or "", keep_bytes=settings.FRAME_KEEP_BYTES)
     FRAMES_FINISHED.labels(meta.camera_id, meta.status, meta.reason).inc()
     END_TO_END_SECONDS.labels(meta.camera_id, meta.status).observe(
         (finished_at - meta.timestamp).total_seconds()
@@ -37,6 +37,6 @@ def record(meta: FrameMetadata) -> None:
     retry_backoff_max=10,
     max_retries=30,
 )
-def store(payload: dict[str, Any]) -> dict[str, Any]:
+def store(payload: FrameMetadataDict) -> dict[str, str]:
     result = run_stage("store", payload, record)
     return {"frame_id": result["frame_id"], "status": result["status"]}

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking.metadata import FrameMetadataDict
 from frames.models import Frame
 from tasks import frame_bytes
 from tasks.buffer import buffer
@@ -38,7 +39,7 @@ def jpeg(width: int = 320, height: int = 240) -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
-def new_frame(data: bytes | None, *, age: float = 0.0, camera: str = "cam01") -> dict:
+def new_frame(data: bytes | None, *, age: float = 0.0, camera: str = "cam01") -> FrameMetadataDict:
     frame_id = FrameID.generate(camera)
     captured = frame_id.timestamp - timedelta(seconds=age)
     if age:
@@ -58,7 +59,7 @@ def new_frame(data: bytes | None, *, age: float = 0.0, camera: str = "cam01") ->
     return meta.to_dict()
 
 
-def through_pipeline(payload: dict) -> dict:
+def through_pipeline(payload: FrameMetadataDict) -> dict[str, str]:
     return store(process(buffer(payload)))
 
 
@@ -68,7 +69,7 @@ def test_a_good_frame_is_stored_with_results_and_its_bytes_released(clean_redis)
     assert through_pipeline(payload)["status"] == "stored"
     frame = Frame.objects.get()
     assert frame.frame_id == payload["frame_id"]
-    assert frame.trace_id == payload["trace_context"]["trace_id"]
+    assert frame.trace_id == TraceContext.from_dict(payload["trace_context"]).trace_id
     assert frame.results["quality"]["brightness"] > 0
     assert set(frame.timings) == {"capture", "buffer", "process", "store"}
     assert clean_redis.exists(frame_bytes.frame_key(frame.frame_id)) == 0
@@ -158,3 +159,13 @@ def test_motion_is_scored_against_the_cameras_previous_frame():
     first, second = Frame.objects.order_by("sequence")
     assert second.results["quality"]["motion_reference"] == first.frame_id
     assert second.results["quality"]["motion"] == 0.0
+
+
+@pytest.mark.django_db
+def test_a_late_duplicate_cannot_turn_a_stored_frame_into_a_drop():
+    payload = new_frame(jpeg())
+    through_pipeline(payload)
+    # The broker redelivers buffer after store released the bytes: that copy finds them gone.
+    assert through_pipeline(payload)["status"] == "dropped"
+    frame = Frame.objects.get()
+    assert (frame.status, frame.reason) == ("stored", "")

@@ -12,14 +12,18 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 import redis
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerError
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.metrics import CAMERA_RECONNECTS, FRAMES_CAPTURED, INFLIGHT_FRAMES
@@ -50,6 +54,7 @@ class CaptureStats:
     shed: int = 0
     undelivered: int = 0  # recorded as broker_unavailable
     reconnects: int = 0
+    skipped: int = 0  # live frames left out to keep to --fps; never given a FrameID
     first_sequence: int = 0
     last_sequence: int = 0
 
@@ -84,6 +89,7 @@ class CaptureWorker:
 
     def run(self) -> CaptureStats:
         source = open_source(self.config.source)
+        self.load_undelivered()
         self.sequence = self.wait_for(lambda: frame_bytes.last_sequence(self.config.camera_id))
         self.stats.first_sequence = self.sequence + 1
         started = time.monotonic()
@@ -92,6 +98,7 @@ class CaptureWorker:
         finally:
             source.close()
             self.flush_undelivered()
+            self.save_undelivered()
         self.stats.last_sequence = self.sequence
         return self.stats
 
@@ -105,13 +112,16 @@ class CaptureWorker:
             except SourceError as exc:
                 log.warning("camera %s: %s; reconnecting", self.config.camera_id, exc)
                 source.close()
+                self.stats.reconnects += 1
+                CAMERA_RECONNECTS.labels(self.config.camera_id).inc()
                 self.open_with_backoff(source)
                 continue
             if image is None:  # end of a file
                 return
             now = time.monotonic()
-            if not source.paced and now < next_due:
-                continue  # a live camera faster than --fps: skip this one
+            if not source.paced and self.config.fps and now < next_due:
+                self.stats.skipped += 1  # a live camera faster than --fps asked for
+                continue
             if source.paced:
                 self.stop.wait(max(0.0, next_due - now))
             # Schedule from the previous deadline so rounding errors never accumulate; after
@@ -135,8 +145,6 @@ class CaptureWorker:
                 return
             except SourceError as exc:
                 log.warning("camera %s: %s; retrying in %.1fs", self.config.camera_id, exc, delay)
-            self.stats.reconnects += 1
-            CAMERA_RECONNECTS.labels(self.config.camera_id).inc()
             self.stop.wait(delay)
             delay = min(delay * 2, self.config.max_backoff)
 
@@ -183,16 +191,16 @@ class CaptureWorker:
         if self.backpressure.shedding:
             meta.status, meta.stage, meta.reason = "dropped", "capture", "backpressure"
             meta.error = f"in-flight utilisation {self.backpressure.utilisation:.0%}"
-            counts = frame_bytes.park(meta.frame_id, meta.camera_id, meta.sequence, None)
+            counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, None)
             self.publish(record_only, meta, started)
             self.stats.shed += 1
         else:
             data = encode_jpeg(image, self.config.jpeg_quality)
             meta.size_bytes = len(data)
-            counts = frame_bytes.park(meta.frame_id, meta.camera_id, meta.sequence, data)
+            counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, data)
             self.publish(frame_pipeline, meta, started)
         self.backpressure.update(*counts)
-        INFLIGHT_FRAMES.labels(meta.camera_id).set(counts[0])
+        INFLIGHT_FRAMES.labels(self.config.camera_id).set(counts[0])
         self.stats.published += 1
         if self.undelivered:
             self.flush_undelivered()
@@ -213,10 +221,46 @@ class CaptureWorker:
         while self.undelivered:
             meta = self.undelivered[0]
             try:
-                record_only(meta).apply_async()
+                with in_frame_trace(meta):
+                    record_only(meta).apply_async()
             except UNAVAILABLE:
                 return
             self.undelivered.popleft()
+
+    def save_undelivered(self) -> None:
+        """At exit, keep what the broker never took in a journal that the next run sends."""
+        if not self.undelivered:
+            return
+        path = journal_path(self.config.camera_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as journal:
+            journal.writelines(meta.to_json() + "\n" for meta in self.undelivered)
+        log.warning("%d undelivered frame records saved to %s", len(self.undelivered), path)
+        self.undelivered.clear()
+
+    def load_undelivered(self) -> None:
+        path = journal_path(self.config.camera_id)
+        if path.exists():
+            lines = path.read_text().splitlines()
+            path.unlink()
+            self.undelivered.extend(FrameMetadata.from_json(line) for line in lines if line)
+
+
+def journal_path(camera_id: str) -> Path:
+    return Path(settings.CAPTURE_JOURNAL_DIR) / f"{camera_id}.undelivered.jsonl"
+
+
+@contextmanager
+def in_frame_trace(meta: FrameMetadata) -> Iterator[None]:
+    """Publish as part of the frame's own trace, whatever span is current."""
+    carrier: dict[str, str] = {}
+    if meta.trace_context is not None:
+        meta.trace_context.inject(carrier)
+    token = otel_context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def frame_context(span: trace.Span) -> TraceContext:

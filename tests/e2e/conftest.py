@@ -7,6 +7,7 @@ database of its own (REDIS_TEST_DB, default 15), which is emptied before each te
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,7 +67,17 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-l", "info", *args],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() can reap orphans
         )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def children(self) -> list[int]:
+        """The pool processes (prefork children) of the worker's main process."""
+        found = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in found.stdout.split()]
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -87,6 +98,10 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        try:  # children orphaned by a killed main process
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture
@@ -112,3 +127,47 @@ def run_capture(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def start_capture(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "capture", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def finish_capture(capture: subprocess.Popen[str], timeout: float = 300) -> str:
+    out, err = capture.communicate(timeout=timeout)
+    assert capture.returncode == 0, out + err
+    return out
+
+
+def captured_range(output: str) -> tuple[int, int]:
+    """The `(sequence A-B)` that the capture command printed."""
+    match = re.search(r"\(sequence (\d+)-(\d+)\)", output)
+    assert match, output
+    return int(match[1]), int(match[2])
+
+
+def account(camera: str, output: str, timeout: float = 180) -> dict[str, int]:
+    """Wait until every frame the capture run printed has a row; count them by status.
+
+    Asserts the accounting identity: one row per captured sequence number, none missing
+    (lost) and none twice.
+    """
+    from frames.models import Frame
+
+    first, last = captured_range(output)
+    rows = Frame.objects.filter(camera_id=camera, sequence__range=(first, last))
+    wait_until(lambda: rows.count() >= last - first + 1, timeout, interval=0.5)
+    sequences = sorted(rows.values_list("sequence", flat=True))
+    missing = sorted(set(range(first, last + 1)) - set(sequences))
+    assert missing == [], f"lost frames (no final status): {missing[:20]}…"
+    assert len(sequences) == len(set(sequences)), "a frame was recorded twice"
+    counts: dict[str, int] = {"stored": 0, "dropped": 0, "failed": 0}
+    for status, reason in rows.values_list("status", "reason"):
+        counts[status] += 1
+        if reason:
+            counts[f"{status}:{reason}"] = counts.get(f"{status}:{reason}", 0) + 1
+    counts["captured"] = last - first + 1
+    return counts

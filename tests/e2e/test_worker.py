@@ -16,8 +16,9 @@ pytestmark = pytest.mark.e2e
 
 def test_a_running_worker_answers_inspect_ping(start_worker, pipeline_env):
     start_worker("-c", "1", "-n", "ping@%h")
+    ping = ["inspect", "ping", "-t", "10", "-d", f"ping@{socket.gethostname()}"]
     result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "detektr", "inspect", "ping", "-t", "10", "-d", f"ping@{socket.gethostname()}"],
+        [sys.executable, "-m", "celery", "-A", "detektr", *ping],
         cwd=ROOT, env=pipeline_env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,136 @@
+"""Faults cost frames only visibly: every captured frame ends stored, dropped or failed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from celery import chain
+from celery.canvas import Signature
+
+from detektr_project.celery import app
+from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking.metadata import FrameMetadataDict
+from frames.models import Frame
+from tasks.buffer import buffer
+from tasks.process import process
+from tasks.store import store
+from tests.e2e.conftest import REDIS_TEST_URL, account, finish_capture, start_capture, wait_until
+from tests.e2e.services import RedisServer, TCPProxy
+
+pytestmark = pytest.mark.e2e
+
+SMALL = "synthetic://?width=320&height=240&fps=30"
+
+
+def test_capture_and_workers_ride_out_a_redis_restart(start_worker, pipeline_env, tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    env = {**pipeline_env, "REDIS_URL": server.url, "CAPTURE_JOURNAL_DIR": str(tmp_path)}
+    try:
+        start_worker("-c", "2", env=env)
+        capture = start_capture(env, "--camera", "cam21", "--source", SMALL, "--duration", "16")
+        time.sleep(5)
+        server.stop()
+        time.sleep(3)
+        server.start()
+        output = finish_capture(capture)
+        counts = account("cam21", output)
+    finally:
+        server.stop()
+    assert counts["dropped:broker_unavailable"] >= 1, counts
+    assert counts["stored"] + counts["dropped"] + counts["failed"] == counts["captured"]
+    # The pipeline recovered: frames captured after the outage were stored again.
+    frames = Frame.objects.filter(camera_id="cam21")
+    last_undelivered = frames.filter(reason="broker_unavailable").order_by("-sequence")[0]
+    assert frames.filter(status="stored", sequence__gt=last_undelivered.sequence).exists()
+
+
+def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env):
+    proxy = TCPProxy(target_port=5432)
+    database = pipeline_env["DATABASE_URL"].replace(":5432/", f":{proxy.port}/")
+    env = {**pipeline_env, "DATABASE_URL": database}
+    try:
+        start_worker("-c", "2", env=env)
+        capture = start_capture(env, "--camera", "cam22", "--source", SMALL, "--duration", "10")
+        time.sleep(3)
+        proxy.unplug()
+        time.sleep(30)
+        proxy.plug()
+        output = finish_capture(capture)
+        counts = account("cam22", output)
+    finally:
+        proxy.close()
+    assert counts["failed"] == 0, counts
+    assert counts["stored"] + counts.get("dropped:backpressure", 0) == counts["captured"], counts
+    outage_frames = Frame.objects.filter(camera_id="cam22", status="stored", latency_ms__gt=20_000)
+    assert outage_frames.exists(), "no frame waited out the outage in store"
+
+
+def test_frames_are_accounted_for_with_the_tracing_backend_down(start_worker, pipeline_env):
+    env = {**pipeline_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    start_worker("-c", "2", env=env)
+    output = finish_capture(
+        start_capture(env, "--camera", "cam23", "--source", SMALL, "--frames", "90")
+    )
+    counts = account("cam23", output)
+    assert counts["stored"] == counts["captured"] == 90
+
+
+def publish(signature: Signature, **options: Any) -> None:
+    """Send to the workers' broker (the test Redis database), not the default one."""
+    with app.connection_for_write(REDIS_TEST_URL) as connection:
+        signature.apply_async(connection=connection, **options)
+
+
+def frame_payload(camera: str, frame_id: str | None = None) -> FrameMetadataDict:
+    generated = FrameID.generate(camera)
+    meta = FrameMetadata(
+        frame_id=frame_id or generated,
+        timestamp=generated.timestamp,
+        camera_id=camera,
+        sequence=generated.sequence,
+        trace_context=TraceContext.generate(),
+    )
+    return meta.to_dict()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"traceparent": "00-not-a-trace-01"},
+        {"traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01"},
+        {},
+    ],  # fmt: skip
+    ids=["garbage", "all-zero", "absent"],
+)
+def test_a_task_without_a_usable_traceparent_continues_in_a_new_counted_trace(
+    start_worker, pipeline_env, otlp, headers
+):
+    start_worker("-c", "1")
+    payload = frame_payload("cam24")
+    trace_id = TraceContext.from_dict(payload["trace_context"]).trace_id
+    publish(chain(buffer.s(payload), process.s(), store.s()), headers=headers)
+    assert wait_until(lambda: Frame.objects.filter(camera_id="cam24").exists(), 60)
+    frame = Frame.objects.get(camera_id="cam24")
+    # No bytes were parked for it: it is recorded, not lost, and keeps its own trace id.
+    assert (frame.status, frame.reason, frame.trace_id) == ("dropped", "missing_bytes", trace_id)
+
+    def buffer_span_seen() -> bool:
+        return any(s.name == "run/detektr.buffer" for s in otlp.spans)
+
+    assert wait_until(buffer_span_seen, 30)
+    run = next(s for s in otlp.spans if s.name == "run/detektr.buffer")
+    assert run.trace_id != trace_id
+    assert run.attributes["frame.trace_id"] == trace_id
+    assert run.attributes["frame.id"] == payload["frame_id"]
+
+
+def test_a_frame_id_that_does_not_parse_is_recorded_as_failed(start_worker, pipeline_env):
+    start_worker("-c", "1")
+    payload = frame_payload("cam25", frame_id="not-a-frame-id")
+    publish(chain(buffer.s(payload), process.s(), store.s()))
+    assert wait_until(lambda: Frame.objects.filter(frame_id="not-a-frame-id").exists(), 60)
+    frame = Frame.objects.get(frame_id="not-a-frame-id")
+    assert (frame.status, frame.stage, frame.reason) == ("failed", "buffer", "invalid_frame_id")
