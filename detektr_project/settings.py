@@ -220,6 +220,15 @@ FRAME_INFLIGHT_PER_CAMERA = env_int("FRAME_INFLIGHT_PER_CAMERA", 90, minimum=1)
 FRAME_INFLIGHT_TOTAL = env_int("FRAME_INFLIGHT_TOTAL", 360, minimum=1)
 FRAME_INFLIGHT_HIGH_WATER = env_number("FRAME_INFLIGHT_HIGH_WATER", 0.8, minimum=0.01)
 FRAME_INFLIGHT_LOW_WATER = env_number("FRAME_INFLIGHT_LOW_WATER", 0.6, minimum=0.0)
+# A frame still in flight this long after capture had its task lost (say, a worker's main
+# process was killed holding it): its capture worker records it as dropped, reason
+# "expired". Longer than the broker's redelivery (visibility timeout + restore sweep) plus
+# the stale age, so a redelivered frame gets its chance first.
+FRAME_REAP_SECONDS = env_number(
+    "FRAME_REAP_SECONDS",
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + FRAME_MAX_AGE_SECONDS + 20,
+    minimum=1,
+)
 if FRAME_INFLIGHT_LOW_WATER >= FRAME_INFLIGHT_HIGH_WATER or FRAME_INFLIGHT_HIGH_WATER > 1:
     raise ImproperlyConfigured(
         "FRAME_INFLIGHT_LOW_WATER must be below FRAME_INFLIGHT_HIGH_WATER, which must be at most 1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from functools import cache
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -41,20 +42,38 @@ def park(frame_id: str, camera_id: str, sequence: int, data: bytes | None) -> tu
     sequence but has no bytes to keep and takes no in-flight slot.
     """
     now = time.time()
-    stale_before = now - settings.FRAME_MAX_AGE_SECONDS * 2
+    camera_key = INFLIGHT_CAMERA_KEY.format(camera_id)
     pipe = client().pipeline(transaction=False)
     pipe.set(SEQUENCE_KEY.format(camera_id), sequence)
-    for key in (INFLIGHT_CAMERA_KEY.format(camera_id), INFLIGHT_TOTAL_KEY):
-        if data is not None:
-            pipe.zadd(key, {frame_id: now})
-        pipe.zremrangebyscore(key, "-inf", stale_before)
-        pipe.zcard(key)
     if data is not None:
         pipe.set(frame_key(frame_id), data, ex=settings.FRAME_TTL_SECONDS)
-    replies = pipe.execute()
-    per_camera = replies[3 if data is not None else 2]
-    total = replies[6 if data is not None else 4]
+        pipe.zadd(camera_key, {frame_id: now})
+        pipe.zadd(INFLIGHT_TOTAL_KEY, {frame_id: now})
+    # Each capture worker reaps its own camera's set (expired()); entries of a camera whose
+    # worker is gone must not hold the shared total forever.
+    pipe.zremrangebyscore(INFLIGHT_TOTAL_KEY, "-inf", now - 2 * settings.FRAME_REAP_SECONDS)
+    pipe.zcard(camera_key)
+    pipe.zcard(INFLIGHT_TOTAL_KEY)
+    *_, per_camera, total = pipe.execute()
     return int(per_camera), int(total)
+
+
+def expired(camera_id: str) -> list[str]:
+    """Take the camera's frames that have been in flight for FRAME_REAP_SECONDS out of the
+    in-flight sets and return their ids: no stage finished them, so their task was lost."""
+    key = INFLIGHT_CAMERA_KEY.format(camera_id)
+    before = time.time() - settings.FRAME_REAP_SECONDS
+    found = cast(list[bytes], client().zrangebyscore(key, "-inf", before))
+    candidates = [frame_id.decode() for frame_id in found]
+    if not candidates:
+        return []
+    pipe = client().pipeline(transaction=False)
+    for frame_id in candidates:
+        pipe.zrem(key, frame_id)
+        pipe.zrem(INFLIGHT_TOTAL_KEY, frame_id)
+    removed = pipe.execute()[::2]
+    # Only the ones this call removed: store may have released a frame in between.
+    return [frame_id for frame_id, gone in zip(candidates, removed, strict=True) if gone]
 
 
 def inflight(camera_id: str) -> tuple[int, int]:

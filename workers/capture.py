@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("detektr.capture")
 
 UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
+REAP_INTERVAL = 2.0  # seconds between looks for frames that outstayed FRAME_REAP_SECONDS
 
 
 @dataclass
@@ -54,6 +55,7 @@ class CaptureStats:
     shed: int = 0
     undelivered: int = 0  # recorded as broker_unavailable
     reconnects: int = 0
+    expired: int = 0  # in flight past FRAME_REAP_SECONDS: recorded as dropped, "expired"
     skipped: int = 0  # live frames left out to keep to --fps; never given a FrameID
     first_sequence: int = 0
     last_sequence: int = 0
@@ -83,9 +85,13 @@ class CaptureWorker:
     stop: threading.Event = field(default_factory=threading.Event)
     stats: CaptureStats = field(default_factory=CaptureStats)
     backpressure: Backpressure = field(default_factory=Backpressure)
-    # Frames whose hand-over failed while Redis or the broker was away, waiting to be recorded.
+    # Final records waiting to be sent: frames whose hand-over failed while Redis or the
+    # broker was away, and frames reaped from the in-flight set.
     undelivered: deque[FrameMetadata] = field(default_factory=lambda: deque(maxlen=100_000))
+    # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
+    in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
     sequence: int = 0
+    next_reap: float = 0.0
 
     def run(self) -> CaptureStats:
         source = open_source(self.config.source)
@@ -95,6 +101,9 @@ class CaptureWorker:
         started = time.monotonic()
         try:
             self.loop(source, started)
+            source.close()
+            if not self.stop.is_set():
+                self.drain()
         finally:
             source.close()
             self.flush_undelivered()
@@ -128,6 +137,43 @@ class CaptureWorker:
             # a stall, start afresh instead of bursting to catch up.
             next_due = max(next_due + period, time.monotonic() - period)
             self.capture(image, source.description)
+            if now >= self.next_reap:
+                self.reap()
+                self.next_reap = now + REAP_INTERVAL
+
+    def reap(self) -> None:
+        """Record frames whose task the broker lost (in flight too long) as dropped."""
+        try:
+            expired = frame_bytes.expired(self.config.camera_id)
+        except UNAVAILABLE as exc:
+            log.warning("cannot check in-flight frames: %s", exc)
+            return
+        for frame_id in expired:
+            meta = self.in_flight.pop(frame_id, None) or bare_metadata(frame_id)
+            meta.status, meta.stage, meta.reason = "dropped", "pipeline", "expired"
+            meta.error = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
+            self.undelivered.append(meta)
+            self.stats.expired += 1
+        # Older frames not reaped above reached their end: forget them.
+        horizon = time.time() - settings.FRAME_REAP_SECONDS
+        while self.in_flight:
+            oldest = next(iter(self.in_flight.values()))
+            if oldest.timestamp.timestamp() > horizon:
+                break
+            del self.in_flight[oldest.frame_id]
+        self.flush_undelivered()
+
+    def drain(self) -> None:
+        """Wait (at most FRAME_REAP_SECONDS) for the frames in flight to reach an end."""
+        deadline = time.monotonic() + settings.FRAME_REAP_SECONDS + 2 * REAP_INTERVAL
+        while time.monotonic() < deadline and not self.stop.is_set():
+            self.reap()
+            try:
+                if frame_bytes.inflight(self.config.camera_id)[0] == 0:
+                    return
+            except UNAVAILABLE:
+                pass
+            self.stop.wait(REAP_INTERVAL)
 
     def finished(self, started: float) -> bool:
         config = self.config
@@ -199,6 +245,7 @@ class CaptureWorker:
             meta.size_bytes = len(data)
             counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, data)
             self.publish(frame_pipeline, meta, started)
+            self.in_flight[meta.frame_id] = meta
         self.backpressure.update(*counts)
         INFLIGHT_FRAMES.labels(self.config.camera_id).set(counts[0])
         self.stats.published += 1
@@ -261,6 +308,12 @@ def in_frame_trace(meta: FrameMetadata) -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+def bare_metadata(frame_id: str) -> FrameMetadata:
+    """What a frame id alone says of a frame (one published by an earlier run)."""
+    parsed = FrameID.parse(frame_id)
+    return FrameMetadata(frame_id=parsed, timestamp=parsed.timestamp)
 
 
 def frame_context(span: trace.Span) -> TraceContext:

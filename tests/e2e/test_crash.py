@@ -32,6 +32,7 @@ def test_sigkilled_workers_lose_no_frame_and_store_none_twice(start_worker, pipe
     output = finish_capture(capture)
 
     counts = account("cam31", output, timeout=240)
+    print(f"after 3 child kills and a parent kill: {counts}")
     assert len(set(killed)) == 3
     assert "WorkerLostError" in worker.output()  # the kills did interrupt work
     assert counts["failed"] == 0, counts

@@ -13,6 +13,7 @@ from detektr_project.celery import app
 from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.metadata import FrameMetadataDict
 from frames.models import Frame
+from tasks import frame_bytes
 from tasks.buffer import buffer
 from tasks.process import process
 from tasks.store import store
@@ -134,3 +135,22 @@ def test_a_frame_id_that_does_not_parse_is_recorded_as_failed(start_worker, pipe
     assert wait_until(lambda: Frame.objects.filter(frame_id="not-a-frame-id").exists(), 60)
     frame = Frame.objects.get(frame_id="not-a-frame-id")
     assert (frame.status, frame.stage, frame.reason) == ("failed", "buffer", "invalid_frame_id")
+
+
+def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeline_env, settings):
+    # A frame of an earlier run that went in flight and whose task the broker then lost.
+    settings.REDIS_URL = REDIS_TEST_URL
+    frame_bytes.client.cache_clear()
+    lost = FrameID.generate("cam26", sequence=1)
+    frame_bytes.park(lost, "cam26", 1, b"\xff\xd8 jpeg bytes")
+    frame_bytes.client.cache_clear()
+    start_worker("-c", "1")
+    env = {**pipeline_env, "FRAME_REAP_SECONDS": "3"}
+    time.sleep(3)
+    output = finish_capture(
+        start_capture(env, "--camera", "cam26", "--source", SMALL, "--frames", "30")
+    )
+    assert "expired 1" in output
+    frame = Frame.objects.get(frame_id=lost)
+    assert (frame.status, frame.stage, frame.reason) == ("dropped", "pipeline", "expired")
+    assert account("cam26", output)["stored"] == 30

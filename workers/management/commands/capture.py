@@ -69,6 +69,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"camera {options['camera']}: captured {stats.captured} (sequence "
             f"{stats.first_sequence}-{stats.last_sequence}), published {stats.published}, "
-            f"shed {stats.shed}, undelivered {stats.undelivered}, reconnects {stats.reconnects}, "
+            f"shed {stats.shed}, undelivered {stats.undelivered}, expired {stats.expired}, "
+            f"reconnects {stats.reconnects}, "
             f"skipped {stats.skipped} (over --fps)"
         )
