@@ -202,6 +202,7 @@ CELERY_TASK_ROUTES = {
     "detektr.buffer": {"queue": "buffer"},
     "detektr.process": {"queue": "process"},
     "detektr.store": {"queue": "store"},
+    "detektr.record_batch": {"queue": "store"},
 }
 # A worker started without -Q consumes all three.
 CELERY_TASK_QUEUES = [Queue("buffer"), Queue("process"), Queue("store")]

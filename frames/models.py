@@ -321,24 +321,33 @@ class Frame(models.Model):
 
     @classmethod
     def record(cls, meta: FrameMetadata, *, finished_at: datetime | None = None) -> Frame:
-        """Write a frame's final state in one upsert; run again for the same frame, it updates
-        the one row. A stored frame stays stored: a late duplicate of an earlier stage (a
-        redelivered task that finds the bytes already released) cannot turn it into a drop.
+        """Write one frame's final state (see record_many) and return its row."""
+        (frame,) = cls.record_many([meta], finished_at=finished_at)
+        return frame
+
+    @classmethod
+    def record_many(
+        cls, metas: Sequence[FrameMetadata], *, finished_at: datetime | None = None
+    ) -> list[Frame]:
+        """Write frames' final states in one upsert; written again, a frame updates its one
+        row. A stored frame stays stored: a late duplicate of an earlier stage (a redelivered
+        task that finds the bytes already released) cannot turn it into a drop.
         """
-        frame = cls.from_metadata(meta, finished_at or datetime.now(tz=UTC))
-        if frame.status != cls.Status.STORED:  # the rare path pays the extra query
-            stored = cls.objects.filter(
-                frame_id=frame.frame_id, captured_at=frame.captured_at, status=cls.Status.STORED
-            ).first()
-            if stored is not None:
-                return stored
+        finished_at = finished_at or datetime.now(tz=UTC)
+        frames = [cls.from_metadata(meta, finished_at) for meta in metas]
+        not_stored = [f.frame_id for f in frames if f.status != cls.Status.STORED]
+        # Drops and failures pay one extra query, per batch: stored frames never do.
+        already = {
+            f.frame_id: f
+            for f in cls.objects.filter(frame_id__in=not_stored, status=cls.Status.STORED)
+        } if not_stored else {}  # fmt: skip
         Frame.objects.bulk_create(
-            [frame],
+            [frame for frame in frames if frame.frame_id not in already],
             update_conflicts=True,
             unique_fields=["frame_id", "captured_at"],
             update_fields=[f.name for f in cls._meta.concrete_fields if f.name not in UNIQUE],
         )
-        return frame
+        return [already.get(frame.frame_id, frame) for frame in frames]
 
     @classmethod
     def from_metadata(cls, meta: FrameMetadata, finished_at: datetime) -> Frame:

@@ -17,8 +17,9 @@ def frame_pipeline(meta: FrameMetadata) -> Signature:
     return chain(buffer.s(meta.to_dict()), process.s(), store.s())
 
 
-def record_only(meta: FrameMetadata) -> Signature:
-    """A frame that already has its final status (shed at the source) goes straight to store."""
-    from tasks.store import store
+def final_records(metas: list[FrameMetadata]) -> Signature:
+    """Frames that already have their final status (shed at the source, never handed over,
+    expired) go straight to the store queue, many to a message: dropping stays cheap."""
+    from tasks.store import record_batch
 
-    return store.s(meta.to_dict())
+    return record_batch.s([meta.to_dict() for meta in metas])

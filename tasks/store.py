@@ -22,10 +22,15 @@ def record(meta: FrameMetadata) -> None:
     finished_at = datetime.now(tz=UTC)
     Frame.record(meta, finished_at=finished_at)
     frame_bytes.release(meta.frame_id, meta.camera_id or "", keep_bytes=settings.FRAME_KEEP_BYTES)
-    FRAMES_FINISHED.labels(meta.camera_id, meta.status, meta.reason).inc()
-    END_TO_END_SECONDS.labels(meta.camera_id, meta.status).observe(
-        (finished_at - meta.timestamp).total_seconds()
-    )
+    count_finished([meta], finished_at)
+
+
+def count_finished(metas: list[FrameMetadata], finished_at: datetime) -> None:
+    for meta in metas:
+        FRAMES_FINISHED.labels(meta.camera_id, meta.status, meta.reason).inc()
+        END_TO_END_SECONDS.labels(meta.camera_id, meta.status).observe(
+            (finished_at - meta.timestamp).total_seconds()
+        )
 
 
 # A database that goes away for a while is waited out: retries back off up to 10 s (below
@@ -40,3 +45,19 @@ def record(meta: FrameMetadata) -> None:
 def store(payload: FrameMetadataDict) -> dict[str, str]:
     result = run_stage("store", payload, record)
     return {"frame_id": result["frame_id"], "status": result["status"]}
+
+
+@app.task(
+    name="detektr.record_batch",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=10,
+    max_retries=30,
+)
+def record_batch(payloads: list[FrameMetadataDict]) -> dict[str, int]:
+    """Final records that need no stage work (drops at capture, expired frames)."""
+    metas = [FrameMetadata.from_dict(payload) for payload in payloads]
+    finished_at = datetime.now(tz=UTC)
+    Frame.record_many(metas, finished_at=finished_at)
+    count_finished(metas, finished_at)
+    return {"recorded": len(metas)}

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -23,18 +24,21 @@ import redis
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerError
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.metrics import CAMERA_RECONNECTS, FRAMES_CAPTURED, INFLIGHT_FRAMES
-from tasks import frame_bytes, frame_pipeline, record_only
+from tasks import final_records, frame_bytes, frame_pipeline
 from workers.sources import Source, SourceError, open_source
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("detektr.capture")
 
 UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
-REAP_INTERVAL = 2.0  # seconds between looks for frames that outstayed FRAME_REAP_SECONDS
+# Seconds between sending batches of final records and looking for frames that outstayed
+# FRAME_REAP_SECONDS in flight.
+HOUSEKEEPING_INTERVAL = 1.0
+RECORD_BATCH = 500
 
 
 @dataclass
@@ -85,17 +89,17 @@ class CaptureWorker:
     stop: threading.Event = field(default_factory=threading.Event)
     stats: CaptureStats = field(default_factory=CaptureStats)
     backpressure: Backpressure = field(default_factory=Backpressure)
-    # Final records waiting to be sent: frames whose hand-over failed while Redis or the
-    # broker was away, and frames reaped from the in-flight set.
-    undelivered: deque[FrameMetadata] = field(default_factory=lambda: deque(maxlen=100_000))
+    # Final records waiting to be sent, in batches: frames shed at the source, frames whose
+    # hand-over failed while Redis or the broker was away, frames reaped from the in-flight set.
+    records: deque[FrameMetadata] = field(default_factory=lambda: deque(maxlen=100_000))
     # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
     in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
     sequence: int = 0
-    next_reap: float = 0.0
+    next_housekeeping: float = 0.0
 
     def run(self) -> CaptureStats:
         source = open_source(self.config.source)
-        self.load_undelivered()
+        self.load_records()
         self.sequence = self.wait_for(lambda: frame_bytes.last_sequence(self.config.camera_id))
         self.stats.first_sequence = self.sequence + 1
         started = time.monotonic()
@@ -106,8 +110,8 @@ class CaptureWorker:
                 self.drain()
         finally:
             source.close()
-            self.flush_undelivered()
-            self.save_undelivered()
+            self.flush_records()
+            self.save_records()
         self.stats.last_sequence = self.sequence
         return self.stats
 
@@ -137,9 +141,10 @@ class CaptureWorker:
             # a stall, start afresh instead of bursting to catch up.
             next_due = max(next_due + period, time.monotonic() - period)
             self.capture(image, source.description)
-            if now >= self.next_reap:
+            if now >= self.next_housekeeping:
                 self.reap()
-                self.next_reap = now + REAP_INTERVAL
+                self.flush_records()
+                self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
 
     def reap(self) -> None:
         """Record frames whose task the broker lost (in flight too long) as dropped."""
@@ -152,7 +157,7 @@ class CaptureWorker:
             meta = self.in_flight.pop(frame_id, None) or bare_metadata(frame_id)
             meta.status, meta.stage, meta.reason = "dropped", "pipeline", "expired"
             meta.error = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
-            self.undelivered.append(meta)
+            self.records.append(meta)
             self.stats.expired += 1
         # Older frames not reaped above reached their end: forget them.
         horizon = time.time() - settings.FRAME_REAP_SECONDS
@@ -161,19 +166,19 @@ class CaptureWorker:
             if oldest.timestamp.timestamp() > horizon:
                 break
             del self.in_flight[oldest.frame_id]
-        self.flush_undelivered()
 
     def drain(self) -> None:
         """Wait (at most FRAME_REAP_SECONDS) for the frames in flight to reach an end."""
-        deadline = time.monotonic() + settings.FRAME_REAP_SECONDS + 2 * REAP_INTERVAL
+        deadline = time.monotonic() + settings.FRAME_REAP_SECONDS + 2 * HOUSEKEEPING_INTERVAL
         while time.monotonic() < deadline and not self.stop.is_set():
             self.reap()
+            self.flush_records()
             try:
                 if frame_bytes.inflight(self.config.camera_id)[0] == 0:
                     return
             except UNAVAILABLE:
                 pass
-            self.stop.wait(REAP_INTERVAL)
+            self.stop.wait(HOUSEKEEPING_INTERVAL)
 
     def finished(self, started: float) -> bool:
         config = self.config
@@ -238,59 +243,62 @@ class CaptureWorker:
             meta.status, meta.stage, meta.reason = "dropped", "capture", "backpressure"
             meta.error = f"in-flight utilisation {self.backpressure.utilisation:.0%}"
             counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, None)
-            self.publish(record_only, meta, started)
+            meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
+            self.records.append(meta)  # sent with the next batch: shedding stays cheap
             self.stats.shed += 1
         else:
             data = encode_jpeg(image, self.config.jpeg_quality)
             meta.size_bytes = len(data)
             counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, data)
-            self.publish(frame_pipeline, meta, started)
+            meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
+            frame_pipeline(meta).apply_async()
             self.in_flight[meta.frame_id] = meta
+            self.stats.published += 1
         self.backpressure.update(*counts)
         INFLIGHT_FRAMES.labels(self.config.camera_id).set(counts[0])
-        self.stats.published += 1
-        if self.undelivered:
-            self.flush_undelivered()
-
-    def publish(self, build, meta: FrameMetadata, started: float) -> None:  # type: ignore[no-untyped-def]
-        meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
-        build(meta).apply_async()
 
     def keep_undelivered(self, meta: FrameMetadata, exc: Exception) -> None:
         log.warning("frame %s not handed over: %s", meta.frame_id, exc)
         meta.status, meta.stage, meta.reason = "dropped", "capture", "broker_unavailable"
         meta.error = f"{type(exc).__name__}: {exc}"
-        self.undelivered.append(meta)
+        self.records.append(meta)
         self.stats.undelivered += 1
+        try:  # parked before the publish failed? Then it must not be reaped as expired later.
+            frame_bytes.release(meta.frame_id, self.config.camera_id, keep_bytes=False)
+        except UNAVAILABLE:
+            pass
 
-    def flush_undelivered(self) -> None:
-        """Record frames that could not be handed over, now that the broker answers again."""
-        while self.undelivered:
-            meta = self.undelivered[0]
+    def flush_records(self) -> None:
+        """Send the waiting final records, many to a message, while the broker takes them."""
+        while self.records:
+            batch = list(islice(self.records, RECORD_BATCH))
             try:
-                with in_frame_trace(meta):
-                    record_only(meta).apply_async()
-            except UNAVAILABLE:
+                # Not part of whichever frame's capture span is current: a trace of its own.
+                with detached_context():
+                    final_records(batch).apply_async()
+            except UNAVAILABLE as exc:
+                log.warning("%d final records wait for the broker: %s", len(self.records), exc)
                 return
-            self.undelivered.popleft()
+            for _ in batch:
+                self.records.popleft()
 
-    def save_undelivered(self) -> None:
+    def save_records(self) -> None:
         """At exit, keep what the broker never took in a journal that the next run sends."""
-        if not self.undelivered:
+        if not self.records:
             return
         path = journal_path(self.config.camera_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as journal:
-            journal.writelines(meta.to_json() + "\n" for meta in self.undelivered)
-        log.warning("%d undelivered frame records saved to %s", len(self.undelivered), path)
-        self.undelivered.clear()
+            journal.writelines(meta.to_json() + "\n" for meta in self.records)
+        log.warning("%d undelivered frame records saved to %s", len(self.records), path)
+        self.records.clear()
 
-    def load_undelivered(self) -> None:
+    def load_records(self) -> None:
         path = journal_path(self.config.camera_id)
         if path.exists():
             lines = path.read_text().splitlines()
             path.unlink()
-            self.undelivered.extend(FrameMetadata.from_json(line) for line in lines if line)
+            self.records.extend(FrameMetadata.from_json(line) for line in lines if line)
 
 
 def journal_path(camera_id: str) -> Path:
@@ -298,12 +306,8 @@ def journal_path(camera_id: str) -> Path:
 
 
 @contextmanager
-def in_frame_trace(meta: FrameMetadata) -> Iterator[None]:
-    """Publish as part of the frame's own trace, whatever span is current."""
-    carrier: dict[str, str] = {}
-    if meta.trace_context is not None:
-        meta.trace_context.inject(carrier)
-    token = otel_context.attach(propagate.extract(carrier))
+def detached_context() -> Iterator[None]:
+    token = otel_context.attach(otel_context.Context())
     try:
         yield
     finally:
