@@ -20,6 +20,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def run_variant(name: str, extra: dict[str, str], args: argparse.Namespace) -> d
         "FRAME_MAX_AGE_SECONDS": "600",
         **extra,
     }
-    log = open(f"/tmp/bench-worker-{name}.log", "wb")  # noqa: SIM115
+    log = (Path(tempfile.gettempdir()) / f"bench-worker-{name}.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-c", "2", "-l", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
