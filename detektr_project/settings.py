@@ -209,6 +209,14 @@ CELERY_TASK_QUEUES = [Queue("buffer"), Queue("process"), Queue("store")]
 # Without it Celery's Django fixup closes the database connection around every task and
 # store reconnects to PostgreSQL for every frame.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
+# Prometheus /metrics of a worker on this port (0: none). A prefork worker also needs
+# PROMETHEUS_MULTIPROC_DIR, which scripts/worker.sh sets.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
+if WORKER_METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    raise ImproperlyConfigured(
+        "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR, or a prefork worker would serve "
+        "one pool process's numbers: start the worker with scripts/worker.sh"
+    )
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -8,6 +8,7 @@ split across workers shows each stage as its own service.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery.signals import (
@@ -18,9 +19,11 @@ from celery.signals import (
     worker_process_shutdown,
     worker_shutdown,
 )
+from django.conf import settings
 from django.db import close_old_connections
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
+from frame_tracking import metrics
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 
 STAGES = ("buffer", "process", "store")
@@ -52,6 +55,9 @@ def remember_queues(options: dict[str, Any] | None = None, **_: Any) -> None:
 def trace_non_forking_worker(sender: Any = None, **_: Any) -> None:
     pool = getattr(sender, "pool_cls", "")
     pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if settings.WORKER_METRICS_PORT:
+        # One endpoint per worker, in its main process, summing its pool processes.
+        metrics.serve(settings.WORKER_METRICS_PORT)
     if "prefork" not in pool_name:
         start_worker_tracing()
 
@@ -65,6 +71,7 @@ def trace_pool_process(**_: Any) -> None:
 @worker_shutdown.connect  # solo and thread pools have no pool processes
 def flush_pool_process(**_: Any) -> None:
     shutdown_tracing()
+    metrics.forget_process(os.getpid())
 
 
 @task_prerun.connect

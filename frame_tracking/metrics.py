@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
 
 FRAMES_CAPTURED = Counter(
     "detektr_frames_captured_total", "Frames read from a camera and given a FrameID", ["camera"]
@@ -45,3 +55,24 @@ TRACE_BREAKS = Counter(
     "Stage runs that found no usable trace context in their task headers and started a new trace",
     ["stage"],
 )
+
+
+def registry() -> CollectorRegistry:
+    """What to serve: with PROMETHEUS_MULTIPROC_DIR (prefork workers), every process's numbers
+    summed from the shared directory; without it, this process's own."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return collected
+    return REGISTRY
+
+
+def serve(port: int) -> None:
+    """Serve /metrics on the port from a background thread."""
+    start_http_server(port, registry=registry())
+
+
+def forget_process(pid: int) -> None:
+    """A pool process exited: drop its live gauges (its counters stay in the sums)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

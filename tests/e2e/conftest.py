@@ -62,10 +62,10 @@ def pipeline_env(transactional_db: None, otlp: OTLPReceiver) -> dict[str, str]:
 
 
 class Worker:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-l", "info", *args],
+            [*command, "-l", "info"],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() can reap orphans
         )  # fmt: skip
@@ -108,9 +108,15 @@ class Worker:
 def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
+    def start(*args: str, env: dict[str, str] | None = None, script: bool = False) -> Worker:
+        """`celery -A detektr worker ARGS`, or with script=True `scripts/worker.sh ARGS`."""
         log = tmp_path / f"worker-{len(workers)}.log"
-        worker = Worker(list(args), {**pipeline_env, **(env or {})}, log)
+        command = (
+            [str(ROOT / "scripts" / "worker.sh")]
+            if script
+            else [sys.executable, "-m", "celery", "-A", "detektr", "worker"]
+        )
+        worker = Worker([*command, *args], {**pipeline_env, **(env or {})}, log)
         workers.append(worker)
         worker.wait_ready()
         return worker

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
+from frame_tracking import metrics
 from frame_tracking.identity import CAMERA_ID_PATTERN
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 from workers.capture import CaptureConfig, CaptureWorker
@@ -38,6 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--fps", type=positive(float), help="frames per second to capture")
         parser.add_argument("--frames", type=positive(int), help="stop after this many frames")
         parser.add_argument("--duration", type=positive(float), help="stop after this many seconds")
+        parser.add_argument("--metrics-port", type=int, default=0,
+                            help="serve Prometheus /metrics on this port")  # fmt: skip
         parser.add_argument("--jpeg-quality", type=int, default=80, choices=range(1, 101),
                             metavar="1..100")  # fmt: skip
 
@@ -60,6 +63,8 @@ class Command(BaseCommand):
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop.set())
+        if options["metrics_port"]:
+            metrics.serve(options["metrics_port"])
         configure_tracing(default_service_name="detektr-capture")
         CeleryInstrumentor().instrument()
         try:

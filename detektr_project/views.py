@@ -1,0 +1,15 @@
+"""Project-wide endpoints that belong to no app."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from frame_tracking import metrics as detektr_metrics
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of this web process (all of them with PROMETHEUS_MULTIPROC_DIR)."""
+    return HttpResponse(
+        generate_latest(detektr_metrics.registry()), content_type=CONTENT_TYPE_LATEST
+    )

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Start `celery -A detektr worker` with Prometheus multiprocess metrics: a fresh
+# PROMETHEUS_MULTIPROC_DIR shared by the pool processes, served by the main process on
+# WORKER_METRICS_PORT (default 9808). Arguments go to the worker, e.g. scripts/worker.sh -Q process
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9808}"
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$(mktemp -d -t detektr-metrics-XXXXXX)}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db  # numbers of an earlier run must not add up with ours
+python=.venv/bin/python
+[ -x "$python" ] || python=python3
+exec "$python" -m celery -A detektr worker "$@"

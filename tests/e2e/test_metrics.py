@@ -1,0 +1,65 @@
+"""Prometheus /metrics from a prefork worker (all its pool processes) and a capture worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import ROOT, account, finish_capture, start_capture, wait_until
+from tests.e2e.services import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_a_prefork_worker_serves_the_sum_of_its_pool_processes(start_worker, pipeline_env):
+    worker_port, capture_port = free_port(), free_port()
+    worker = start_worker("-c", "2", env={"WORKER_METRICS_PORT": str(worker_port)}, script=True)
+    capture = start_capture(
+        pipeline_env, "--camera", "cam51", "--source", "synthetic://?width=320&height=240",
+        "--fps", "30", "--frames", "90", "--metrics-port", str(capture_port),
+    )  # fmt: skip
+    assert wait_until(lambda: capture.poll() is not None or _answers(capture_port), 60)
+    output = finish_capture(capture)
+    assert account("cam51", output)["stored"] == 90
+
+    samples = scrape(worker_port)
+    stored = ("detektr_frames_finished_total", (("camera", "cam51"), ("reason", ""),
+                                                ("status", "stored")))  # fmt: skip
+    assert samples[stored] == 90
+    # Both pool processes did work, and the endpoint adds them up.
+    assert len(worker.children()) == 2
+    runs = samples[("detektr_stage_duration_seconds_count", (("stage", "process"),))]
+    assert runs == 90
+
+
+def _answers(port: int) -> bool:
+    try:
+        captured = scrape(port).get(("detektr_frames_captured_total", (("camera", "cam51"),)))
+    except OSError:
+        return False
+    return bool(captured)
+
+
+def test_a_worker_refuses_a_metrics_port_without_a_shared_directory(pipeline_env):
+    env = {**pipeline_env, "WORKER_METRICS_PORT": str(free_port())}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-c", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR" in result.stderr
