@@ -43,6 +43,12 @@ END_TO_END_SECONDS = Histogram(
 INFLIGHT_FRAMES = Gauge(
     "detektr_inflight_frames", "Frames between capture and their final status", ["camera"]
 )
+INFLIGHT_UTILISATION = Gauge(
+    "detektr_inflight_utilisation",
+    "Frames in flight over the in-flight bound (the larger of per camera and overall); "
+    "capture sheds from the high-water mark down to the low-water mark",
+    ["camera"],
+)
 CAMERA_RECONNECTS = Counter(
     "detektr_camera_reconnects_total", "Times a capture worker reopened its source", ["camera"]
 )

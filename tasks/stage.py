@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
 from opentelemetry import trace
 
 from frame_tracking import FrameID, FrameMetadata
 from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import QUEUE_WAIT_SECONDS, STAGE_SECONDS, TRACE_BREAKS
+from tasks import frame_bytes
 
 PREVIOUS_STAGE = {"buffer": "capture", "process": "buffer", "store": "process"}
 
@@ -38,6 +40,15 @@ def note_trace_break(meta: FrameMetadata, stage: str, span: trace.Span) -> None:
         span.set_attribute("frame.trace_id", frame_trace)
 
 
+def stale_detail(stage: str) -> str:
+    """Why, with the queue's depth behind it: paid only by frames that are dropped."""
+    detail = f"older than {settings.FRAME_MAX_AGE_SECONDS:g}s when {stage} picked it up"
+    try:
+        return f"{detail}; {frame_bytes.queue_depth(stage)} frames queued for {stage}"
+    except redis.RedisError:
+        return detail
+
+
 def is_stale(meta: FrameMetadata, now: float) -> bool:
     return now - meta.timestamp.timestamp() > settings.FRAME_MAX_AGE_SECONDS
 
@@ -61,7 +72,7 @@ def run_stage(
     if meta.status == "captured" and not isinstance(meta.frame_id, FrameID):
         fail(meta, stage, "invalid_frame_id", f"frame id {meta.frame_id!r:.200} does not parse")
     elif meta.status == "captured" and stage != "store" and is_stale(meta, started):
-        drop(meta, stage, "stale", f"older than {settings.FRAME_MAX_AGE_SECONDS}s")
+        drop(meta, stage, "stale", stale_detail(stage))
     if meta.status == "captured" or stage == "store":
         work(meta)
     timing["ended_at"] = time.time()

@@ -125,6 +125,8 @@ def test_a_frame_older_than_the_maximum_age_is_dropped_as_stale(settings):
     through_pipeline(new_frame(jpeg(), age=5))
     frame = Frame.objects.get()
     assert (frame.status, frame.stage, frame.reason) == ("dropped", "buffer", "stale")
+    assert frame.error.startswith("older than 2s when buffer picked it up; ")
+    assert frame.error.endswith(" frames queued for buffer")
 
 
 class BrokenProcessor(BaseProcessor):

@@ -27,7 +27,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
-from frame_tracking.metrics import CAMERA_RECONNECTS, FRAMES_CAPTURED, INFLIGHT_FRAMES
+from frame_tracking.metrics import (
+    CAMERA_RECONNECTS,
+    FRAMES_CAPTURED,
+    INFLIGHT_FRAMES,
+    INFLIGHT_UTILISATION,
+)
 from tasks import final_records, frame_bytes, frame_pipeline
 from workers.sources import Source, SourceError, open_source
 
@@ -71,8 +76,10 @@ class Backpressure:
 
     shedding: bool = False
     utilisation: float = 0.0
+    counts: tuple[int, int] = (0, 0)  # frames in flight: this camera's, all cameras'
 
     def update(self, camera_inflight: int, total_inflight: int) -> None:
+        self.counts = (camera_inflight, total_inflight)
         self.utilisation = max(
             camera_inflight / settings.FRAME_INFLIGHT_PER_CAMERA,
             total_inflight / settings.FRAME_INFLIGHT_TOTAL,
@@ -81,6 +88,13 @@ class Backpressure:
             self.shedding = True
         elif self.utilisation <= settings.FRAME_INFLIGHT_LOW_WATER:
             self.shedding = False
+
+    def describe(self) -> str:
+        camera, total = self.counts
+        return (
+            f"in flight: camera {camera}/{settings.FRAME_INFLIGHT_PER_CAMERA}, all "
+            f"{total}/{settings.FRAME_INFLIGHT_TOTAL} (utilisation {self.utilisation:.0%})"
+        )
 
 
 @dataclass
@@ -241,7 +255,7 @@ class CaptureWorker:
     def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
         if self.backpressure.shedding:
             meta.status, meta.stage, meta.reason = "dropped", "capture", "backpressure"
-            meta.error = f"in-flight utilisation {self.backpressure.utilisation:.0%}"
+            meta.error = self.backpressure.describe()
             counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, None)
             meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
             self.records.append(meta)  # sent with the next batch: shedding stays cheap
@@ -256,6 +270,7 @@ class CaptureWorker:
             self.stats.published += 1
         self.backpressure.update(*counts)
         INFLIGHT_FRAMES.labels(self.config.camera_id).set(counts[0])
+        INFLIGHT_UTILISATION.labels(self.config.camera_id).set(self.backpressure.utilisation)
 
     def keep_undelivered(self, meta: FrameMetadata, exc: Exception) -> None:
         log.warning("frame %s not handed over: %s", meta.frame_id, exc)

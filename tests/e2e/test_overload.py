@@ -42,6 +42,8 @@ def test_at_twice_the_sustainable_rate_every_frame_is_accounted_and_latency_boun
     assert totals["captured"] == totals["stored"] + totals["dropped"] + totals["failed"]
     shed = Frame.objects.filter(status="dropped", reason="backpressure").count()
     assert shed > totals["captured"] / 10, f"no overload happened: {totals}"
+    example = Frame.objects.filter(reason="backpressure").first()
+    assert example is not None and example.error.startswith("in flight: camera ")
     latencies = Frame.objects.filter(status="stored").values_list("latency_ms", flat=True)
     p95 = statistics.quantiles([ms for ms in latencies if ms is not None], n=20)[-1]
     print(f"overload: {totals}, shed {shed}, stored p95 {p95:.0f} ms")
