@@ -321,7 +321,7 @@ class Frame(models.Model):
 
     @classmethod
     def record(cls, meta: FrameMetadata, *, finished_at: datetime | None = None) -> Frame:
-        """Write one frame's final state (see record_many) and return its row."""
+        """Write one frame's final state (see record_many); returns the frame as recorded."""
         (frame,) = cls.record_many([meta], finished_at=finished_at)
         return frame
 
@@ -329,25 +329,30 @@ class Frame(models.Model):
     def record_many(
         cls, metas: Sequence[FrameMetadata], *, finished_at: datetime | None = None
     ) -> list[Frame]:
-        """Write frames' final states in one upsert; written again, a frame updates its one
-        row. A stored frame stays stored: a late duplicate of an earlier stage (a redelivered
-        task that finds the bytes already released) cannot turn it into a drop.
+        """Write frames' final states, written again a frame keeps its one row.
+
+        "stored" overwrites whatever the row said (a redelivered store refreshes it); a drop or
+        failure is written only where the frame has no row yet, so a late duplicate of an
+        earlier stage, or a reaped frame that store got to after all, never turns a stored
+        frame into a drop. Both are single statements: no window between check and write.
         """
         finished_at = finished_at or datetime.now(tz=UTC)
-        frames = [cls.from_metadata(meta, finished_at) for meta in metas]
-        not_stored = [f.frame_id for f in frames if f.status != cls.Status.STORED]
-        # Drops and failures pay one extra query, per batch: stored frames never do.
-        already = {
-            f.frame_id: f
-            for f in cls.objects.filter(frame_id__in=not_stored, status=cls.Status.STORED)
-        } if not_stored else {}  # fmt: skip
-        Frame.objects.bulk_create(
-            [frame for frame in frames if frame.frame_id not in already],
-            update_conflicts=True,
-            unique_fields=["frame_id", "captured_at"],
-            update_fields=[f.name for f in cls._meta.concrete_fields if f.name not in UNIQUE],
+        # One record per frame (the last), or PostgreSQL refuses to touch a row twice.
+        frames = list(
+            {meta.frame_id: cls.from_metadata(meta, finished_at) for meta in metas}.values()
         )
-        return [already.get(frame.frame_id, frame) for frame in frames]
+        stored = [frame for frame in frames if frame.status == cls.Status.STORED]
+        ended_otherwise = [frame for frame in frames if frame.status != cls.Status.STORED]
+        if stored:
+            Frame.objects.bulk_create(
+                stored,
+                update_conflicts=True,
+                unique_fields=["frame_id", "captured_at"],
+                update_fields=[f.name for f in cls._meta.concrete_fields if f.name not in UNIQUE],
+            )
+        if ended_otherwise:
+            Frame.objects.bulk_create(ended_otherwise, ignore_conflicts=True)
+        return frames
 
     @classmethod
     def from_metadata(cls, meta: FrameMetadata, finished_at: datetime) -> Frame:

@@ -19,6 +19,12 @@ def admit(meta: FrameMetadata) -> None:
         drop(meta, "buffer", "invalid", f"{size} bytes is over FRAME_MAX_BYTES")
 
 
-@app.task(name="detektr.buffer")
+@app.task(
+    name="detektr.buffer",
+    autoretry_for=frame_bytes.REDIS_DOWN,
+    retry_backoff=1,
+    retry_backoff_max=10,
+    max_retries=30,
+)
 def buffer(payload: FrameMetadataDict) -> FrameMetadataDict:
     return run_stage("buffer", payload, admit)

@@ -14,6 +14,9 @@ from typing import cast
 import redis
 from django.conf import settings
 
+# Redis away for a moment: stage tasks retry with backoff instead of failing the frame.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
 FRAME_KEY = "detektr:frame:{}"
 SEQUENCE_KEY = "detektr:camera:{}:sequence"
 INFLIGHT_CAMERA_KEY = "detektr:inflight:{}"
@@ -28,7 +31,9 @@ def client() -> redis.Redis:
 
 @cache
 def broker() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
+    return redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_timeout=5, socket_connect_timeout=5
+    )
 
 
 def queue_depth(queue: str) -> int:

@@ -42,6 +42,12 @@ def analyse(meta: FrameMetadata) -> None:
         fail(meta, "process", "processor_error", "; ".join(errors))
 
 
-@app.task(name="detektr.process")
+@app.task(
+    name="detektr.process",
+    autoretry_for=frame_bytes.REDIS_DOWN,
+    retry_backoff=1,
+    retry_backoff_max=10,
+    max_retries=30,
+)
 def process(payload: FrameMetadataDict) -> FrameMetadataDict:
     return run_stage("process", payload, analyse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -13,7 +14,10 @@ from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED
 from frames.models import Frame
 from tasks import frame_bytes
+from tasks.frame_bytes import REDIS_DOWN
 from tasks.stage import run_stage
+
+log = logging.getLogger(__name__)
 
 
 def record(meta: FrameMetadata) -> None:
@@ -37,7 +41,7 @@ def count_finished(metas: list[FrameMetadata], finished_at: datetime) -> None:
 # the broker's visibility timeout, so a waiting retry is never redelivered twice).
 @app.task(
     name="detektr.store",
-    autoretry_for=(OperationalError, InterfaceError),
+    autoretry_for=(OperationalError, InterfaceError, *REDIS_DOWN),
     retry_backoff=1,
     retry_backoff_max=10,
     max_retries=30,
@@ -56,8 +60,13 @@ def store(payload: FrameMetadataDict) -> dict[str, str]:
 )
 def record_batch(payloads: list[FrameMetadataDict]) -> dict[str, int]:
     """Final records that need no stage work (drops at capture, expired frames)."""
-    metas = [FrameMetadata.from_dict(payload) for payload in payloads]
+    metas = []
+    for payload in payloads:
+        try:
+            metas.append(FrameMetadata.from_dict(payload))
+        except ValueError:  # one bad record must not cost the batch its other frames
+            log.error("unreadable frame record skipped: %.300r", payload)
     finished_at = datetime.now(tz=UTC)
     Frame.record_many(metas, finished_at=finished_at)
     count_finished(metas, finished_at)
-    return {"recorded": len(metas)}
+    return {"recorded": len(metas), "unreadable": len(payloads) - len(metas)}

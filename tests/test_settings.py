@@ -30,6 +30,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("FRAME_TTL_SECONDS", "0"),
         ("FRAME_INFLIGHT_PER_CAMERA", "1.5"),
         ("JAEGER_UI_URL", "jaeger:16686"),
+        ("LOG_LEVEL", "chatty"),
+        ("WORKER_METRICS_PORT", "-1"),
     ],
 )
 def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str) -> None:

@@ -25,12 +25,14 @@ REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
 
 @pytest.fixture(autouse=True)
 def clean_redis(settings) -> Iterator[redis.Redis]:
-    settings.REDIS_URL = REDIS_URL
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = REDIS_URL
     frame_bytes.client.cache_clear()
+    frame_bytes.broker.cache_clear()
     client = frame_bytes.client()
     client.flushdb()
     yield client
     frame_bytes.client.cache_clear()
+    frame_bytes.broker.cache_clear()
 
 
 def jpeg(width: int = 320, height: int = 240) -> bytes:

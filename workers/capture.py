@@ -11,19 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
-from pathlib import Path
 
 import cv2
 import numpy as np
-import redis
 from django.conf import settings
-from kombu.exceptions import OperationalError as BrokerError
-from opentelemetry import context as otel_context
+from django.db.models import Max
 from opentelemetry import trace
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
@@ -33,17 +27,20 @@ from frame_tracking.metrics import (
     INFLIGHT_FRAMES,
     INFLIGHT_UTILISATION,
 )
-from tasks import final_records, frame_bytes, frame_pipeline
+from frames.models import Frame
+from tasks import frame_bytes, frame_pipeline
+from workers.records import UNAVAILABLE, FinalRecords
 from workers.sources import Source, SourceError, open_source
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("detektr.capture")
 
-UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
 # Seconds between sending batches of final records and looking for frames that outstayed
 # FRAME_REAP_SECONDS in flight.
 HOUSEKEEPING_INTERVAL = 1.0
-RECORD_BATCH = 500
+# After Redis or the broker failed a hand-over, frames are recorded as broker_unavailable
+# without trying again for this long: each try can block for a second.
+BROKER_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -103,18 +100,20 @@ class CaptureWorker:
     stop: threading.Event = field(default_factory=threading.Event)
     stats: CaptureStats = field(default_factory=CaptureStats)
     backpressure: Backpressure = field(default_factory=Backpressure)
-    # Final records waiting to be sent, in batches: frames shed at the source, frames whose
-    # hand-over failed while Redis or the broker was away, frames reaped from the in-flight set.
-    records: deque[FrameMetadata] = field(default_factory=lambda: deque(maxlen=100_000))
+    records: FinalRecords = field(init=False)
     # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
     in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
     sequence: int = 0
     next_housekeeping: float = 0.0
+    broker_down_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.records = FinalRecords(self.config.camera_id)
 
     def run(self) -> CaptureStats:
         source = open_source(self.config.source)
-        self.load_records()
-        self.sequence = self.wait_for(lambda: frame_bytes.last_sequence(self.config.camera_id))
+        self.records.load()
+        self.sequence = self.wait_for_redis(self.last_sequence)
         self.stats.first_sequence = self.sequence + 1
         started = time.monotonic()
         try:
@@ -124,13 +123,22 @@ class CaptureWorker:
                 self.drain()
         finally:
             source.close()
-            self.flush_records()
-            self.save_records()
+            self.records.flush()
+            self.records.save()
         self.stats.last_sequence = self.sequence
         return self.stats
 
+    def last_sequence(self) -> int:
+        """Where the camera's sequence stands: Redis, or the stored frames if Redis lost it."""
+        sequence = frame_bytes.last_sequence(self.config.camera_id)
+        if sequence:
+            return sequence
+        stored = Frame.objects.filter(camera_id=self.config.camera_id).aggregate(Max("sequence"))
+        return max(stored["sequence__max"] or 0, 0)
+
     def loop(self, source: Source, started: float) -> None:
-        self.open_with_backoff(source)
+        if not self.open_with_backoff(source, started):
+            return
         period = 1 / (self.config.fps or source.fps or 30.0)
         next_due = time.monotonic()
         while not self.finished(started):
@@ -141,7 +149,7 @@ class CaptureWorker:
                 source.close()
                 self.stats.reconnects += 1
                 CAMERA_RECONNECTS.labels(self.config.camera_id).inc()
-                self.open_with_backoff(source)
+                self.open_with_backoff(source, started)
                 continue
             if image is None:  # end of a file
                 return
@@ -155,10 +163,14 @@ class CaptureWorker:
             # a stall, start afresh instead of bursting to catch up.
             next_due = max(next_due + period, time.monotonic() - period)
             self.capture(image, source.description)
-            if now >= self.next_housekeeping:
-                self.reap()
-                self.flush_records()
-                self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
+            self.housekeeping()
+
+    def housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_housekeeping:
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
+            self.reap()
+            self.records.flush()
 
     def reap(self) -> None:
         """Record frames whose task the broker lost (in flight too long) as dropped."""
@@ -171,10 +183,11 @@ class CaptureWorker:
             meta = self.in_flight.pop(frame_id, None) or bare_metadata(frame_id)
             meta.status, meta.stage, meta.reason = "dropped", "pipeline", "expired"
             meta.error = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
-            self.records.append(meta)
+            self.records.add(meta)
             self.stats.expired += 1
-        # Older frames not reaped above reached their end: forget them.
-        horizon = time.time() - settings.FRAME_REAP_SECONDS
+        # Frames well past the reaping age that were not reaped reached their end: forget
+        # them. The margin covers the moment between capture and parking in Redis.
+        horizon = time.time() - settings.FRAME_REAP_SECONDS - 10
         while self.in_flight:
             oldest = next(iter(self.in_flight.values()))
             if oldest.timestamp.timestamp() > horizon:
@@ -186,7 +199,7 @@ class CaptureWorker:
         deadline = time.monotonic() + settings.FRAME_REAP_SECONDS + 2 * HOUSEKEEPING_INTERVAL
         while time.monotonic() < deadline and not self.stop.is_set():
             self.reap()
-            self.flush_records()
+            self.records.flush()
             try:
                 if frame_bytes.inflight(self.config.camera_id)[0] == 0:
                     return
@@ -202,18 +215,21 @@ class CaptureWorker:
             or (config.duration is not None and time.monotonic() - started >= config.duration)
         )
 
-    def open_with_backoff(self, source: Source) -> None:
+    def open_with_backoff(self, source: Source, started: float) -> bool:
+        """Open the source, retrying with backoff; False if the run ended first."""
         delay = 0.5
-        while not self.stop.is_set():
+        while not self.finished(started):
             try:
                 source.open()
-                return
+                return True
             except SourceError as exc:
                 log.warning("camera %s: %s; retrying in %.1fs", self.config.camera_id, exc, delay)
+            self.housekeeping()  # frames already in flight still get reaped and recorded
             self.stop.wait(delay)
             delay = min(delay * 2, self.config.max_backoff)
+        return False
 
-    def wait_for(self, call):  # type: ignore[no-untyped-def]
+    def wait_for_redis(self, call: Callable[[], int]) -> int:
         """Retry `call` with backoff while Redis is unreachable (at start-up)."""
         delay = 0.5
         while True:
@@ -245,10 +261,19 @@ class CaptureWorker:
             )
             self.stats.captured += 1
             FRAMES_CAPTURED.labels(camera).inc()
-            try:
-                self.hand_over(meta, image, started)
-            except UNAVAILABLE as exc:
-                self.keep_undelivered(meta, exc)
+            if time.monotonic() < self.broker_down_until:
+                self.keep_undelivered(meta, "not tried: the last hand-over failed just now")
+            else:
+                try:
+                    self.hand_over(meta, image, started)
+                except UNAVAILABLE as exc:
+                    self.broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+                    self.keep_undelivered(meta, f"{type(exc).__name__}: {exc}")
+                    self.unpark(meta)
+                except (cv2.error, SourceError) as exc:  # an image OpenCV cannot encode
+                    meta.status, meta.stage, meta.reason = "dropped", "capture", "invalid"
+                    meta.error = f"{type(exc).__name__}: {exc}"
+                    self.records.add(meta)
             span.set_attributes(meta.to_span_attributes())
             span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status})
 
@@ -258,7 +283,7 @@ class CaptureWorker:
             meta.error = self.backpressure.describe()
             counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, None)
             meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
-            self.records.append(meta)  # sent with the next batch: shedding stays cheap
+            self.records.add(meta)  # sent with the next batch: shedding stays cheap
             self.stats.shed += 1
         else:
             data = encode_jpeg(image, self.config.jpeg_quality)
@@ -272,61 +297,19 @@ class CaptureWorker:
         INFLIGHT_FRAMES.labels(self.config.camera_id).set(counts[0])
         INFLIGHT_UTILISATION.labels(self.config.camera_id).set(self.backpressure.utilisation)
 
-    def keep_undelivered(self, meta: FrameMetadata, exc: Exception) -> None:
-        log.warning("frame %s not handed over: %s", meta.frame_id, exc)
+    def keep_undelivered(self, meta: FrameMetadata, why: str) -> None:
+        log.warning("frame %s not handed over: %s", meta.frame_id, why)
         meta.status, meta.stage, meta.reason = "dropped", "capture", "broker_unavailable"
-        meta.error = f"{type(exc).__name__}: {exc}"
-        self.records.append(meta)
+        meta.error = why
+        self.records.add(meta)
         self.stats.undelivered += 1
-        try:  # parked before the publish failed? Then it must not be reaped as expired later.
+
+    def unpark(self, meta: FrameMetadata) -> None:
+        """Parked before the publish failed? Then it must not be reaped as expired later."""
+        try:
             frame_bytes.release(meta.frame_id, self.config.camera_id, keep_bytes=False)
         except UNAVAILABLE:
             pass
-
-    def flush_records(self) -> None:
-        """Send the waiting final records, many to a message, while the broker takes them."""
-        while self.records:
-            batch = list(islice(self.records, RECORD_BATCH))
-            try:
-                # Not part of whichever frame's capture span is current: a trace of its own.
-                with detached_context():
-                    final_records(batch).apply_async()
-            except UNAVAILABLE as exc:
-                log.warning("%d final records wait for the broker: %s", len(self.records), exc)
-                return
-            for _ in batch:
-                self.records.popleft()
-
-    def save_records(self) -> None:
-        """At exit, keep what the broker never took in a journal that the next run sends."""
-        if not self.records:
-            return
-        path = journal_path(self.config.camera_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as journal:
-            journal.writelines(meta.to_json() + "\n" for meta in self.records)
-        log.warning("%d undelivered frame records saved to %s", len(self.records), path)
-        self.records.clear()
-
-    def load_records(self) -> None:
-        path = journal_path(self.config.camera_id)
-        if path.exists():
-            lines = path.read_text().splitlines()
-            path.unlink()
-            self.records.extend(FrameMetadata.from_json(line) for line in lines if line)
-
-
-def journal_path(camera_id: str) -> Path:
-    return Path(settings.CAPTURE_JOURNAL_DIR) / f"{camera_id}.undelivered.jsonl"
-
-
-@contextmanager
-def detached_context() -> Iterator[None]:
-    token = otel_context.attach(otel_context.Context())
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
 
 
 def bare_metadata(frame_id: str) -> FrameMetadata:

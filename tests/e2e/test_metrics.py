@@ -40,7 +40,7 @@ def test_a_prefork_worker_serves_the_sum_of_its_pool_processes(start_worker, pip
     stored = ("detektr_frames_finished_total", (("camera", "cam51"), ("reason", ""),
                                                 ("status", "stored")))  # fmt: skip
     assert samples[stored] == 90
-    # Both pool processes did work, and the endpoint adds them up.
+    # A prefork worker: the endpoint in its main process adds up what the children counted.
     assert len(worker.children()) == 2
     runs = samples[("detektr_stage_duration_seconds_count", (("stage", "process"),))]
     assert runs == 90
