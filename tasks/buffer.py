@@ -22,9 +22,7 @@ def admit(meta: FrameMetadata) -> None:
 @app.task(
     name="detektr.buffer",
     autoretry_for=frame_bytes.REDIS_DOWN,
-    retry_backoff=1,
-    retry_backoff_max=10,
-    max_retries=30,
+    **frame_bytes.RETRY_POLICY,
 )
 def buffer(payload: FrameMetadataDict) -> FrameMetadataDict:
     return run_stage("buffer", payload, admit)

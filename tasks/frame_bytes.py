@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import time
 from functools import cache
-from typing import cast
+from typing import TypedDict, cast
 
 import redis
 from django.conf import settings
 
 # Redis away for a moment: stage tasks retry with backoff instead of failing the frame.
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+
+# Retries back off up to 10 s, below the broker's visibility timeout, so a waiting retry is
+# never redelivered as well; 30 of them wait out a few minutes of outage.
+class RetryPolicy(TypedDict):
+    retry_backoff: int
+    retry_backoff_max: int
+    max_retries: int
+
+
+RETRY_POLICY: RetryPolicy = {"retry_backoff": 1, "retry_backoff_max": 10, "max_retries": 30}
 
 FRAME_KEY = "detektr:frame:{}"
 SEQUENCE_KEY = "detektr:camera:{}:sequence"

@@ -45,9 +45,7 @@ def analyse(meta: FrameMetadata) -> None:
 @app.task(
     name="detektr.process",
     autoretry_for=frame_bytes.REDIS_DOWN,
-    retry_backoff=1,
-    retry_backoff_max=10,
-    max_retries=30,
+    **frame_bytes.RETRY_POLICY,
 )
 def process(payload: FrameMetadataDict) -> FrameMetadataDict:
     return run_stage("process", payload, analyse)

@@ -14,7 +14,7 @@ from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED
 from frames.models import Frame
 from tasks import frame_bytes
-from tasks.frame_bytes import REDIS_DOWN
+from tasks.frame_bytes import REDIS_DOWN, RETRY_POLICY
 from tasks.stage import run_stage
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,11 @@ def count_finished(metas: list[FrameMetadata], finished_at: datetime) -> None:
         )
 
 
-# A database that goes away for a while is waited out: retries back off up to 10 s (below
-# the broker's visibility timeout, so a waiting retry is never redelivered twice).
+# A database or Redis that goes away for a while is waited out.
 @app.task(
     name="detektr.store",
     autoretry_for=(OperationalError, InterfaceError, *REDIS_DOWN),
-    retry_backoff=1,
-    retry_backoff_max=10,
-    max_retries=30,
+    **RETRY_POLICY,
 )
 def store(payload: FrameMetadataDict) -> dict[str, str]:
     result = run_stage("store", payload, record)
@@ -54,9 +51,7 @@ def store(payload: FrameMetadataDict) -> dict[str, str]:
 @app.task(
     name="detektr.record_batch",
     autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=1,
-    retry_backoff_max=10,
-    max_retries=30,
+    **RETRY_POLICY,
 )
 def record_batch(payloads: list[FrameMetadataDict]) -> dict[str, int]:
     """Final records that need no stage work (drops at capture, expired frames)."""

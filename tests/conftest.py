@@ -4,6 +4,7 @@ and API clients with and without credentials."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.test import Client
 
 from frame_tracking import FrameID, FrameMetadata, StageTiming, TraceContext
 from frames.models import Frame
+from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera
 
 API_TOKEN = "test-token-5f0c9d2e"
 BASE_TIME = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
@@ -81,3 +83,18 @@ def staff_user(db: None) -> User:
 @pytest.fixture
 def superuser(db: None) -> User:
     return User.objects.create_superuser("admin", password="admin-password")
+
+
+# Real cameras on 127.0.0.1 for the source tests (tests/e2e/camera_servers.py).
+
+
+@pytest.fixture
+def rtsp_camera() -> Iterator[RTSPCamera]:
+    with RTSPCamera(width=320, height=240, fps=15) as camera:
+        yield camera
+
+
+@pytest.fixture
+def mjpeg_camera() -> Iterator[MJPEGCamera]:
+    with MJPEGCamera(width=320, height=240, fps=15) as camera:
+        yield camera

@@ -4,25 +4,12 @@ that files, RTSP and MJPEG cameras really deliver frames, and stop delivering lo
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera, write_video
+from tests.e2e.camera_servers import write_video
 from workers.sources import OpenCVSource, Source, SourceError, SyntheticSource, open_source
-
-
-@pytest.fixture
-def rtsp_camera() -> Iterator[RTSPCamera]:
-    with RTSPCamera(width=320, height=240, fps=15) as camera:
-        yield camera
-
-
-@pytest.fixture
-def mjpeg_camera() -> Iterator[MJPEGCamera]:
-    with MJPEGCamera(width=320, height=240, fps=15) as camera:
-        yield camera
 
 
 @pytest.fixture

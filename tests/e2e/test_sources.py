@@ -6,27 +6,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from frames.models import Frame
-from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera, write_video
+from tests.e2e.camera_servers import write_video
 from tests.e2e.conftest import ROOT, run_capture, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def rtsp_camera() -> Iterator[RTSPCamera]:
-    with RTSPCamera(width=320, height=240, fps=15) as camera:
-        yield camera
-
-
-@pytest.fixture
-def mjpeg_camera() -> Iterator[MJPEGCamera]:
-    with MJPEGCamera(width=320, height=240, fps=15) as camera:
-        yield camera
 
 
 def stored_frames(camera_id: str, count: int) -> list[Frame]:
