@@ -98,18 +98,19 @@ class Command(BaseCommand):
         write = self.stdout.write
         write(f"\ncamera {camera}: {captured} frames captured")
         write(f"  stored  {by_status['stored']}")
-        write(f"  dropped {by_status['dropped']} {dict(reasons) or ''}")
+        write(f"  dropped {by_status['dropped']}" + (f"  {dict(reasons)}" if reasons else ""))
         write(f"  failed  {by_status['failed']}")
-        write(f"  lost    {captured - len(rows)} (no final status yet)")
+        write(f"  lost    {captured - len(rows)} (no final status)")
         if len(latencies) >= 2:
             q = statistics.quantiles(latencies, n=100)
             write(f"  capture->stored latency p50 {q[49]:.1f} ms, p95 {q[94]:.1f} ms")
         if rows:
-            sample = rows[-1]
+            sample = max(rows, key=lambda row: row.sequence)
             write(f"\nlast frame: {sample.frame_id}  trace {sample.trace_id}")
             write(f"  API:    GET /frames/{sample.frame_id}  (python manage.py runserver)")
             write(f"  Jaeger: {settings.JAEGER_UI_URL}/trace/{sample.trace_id}")
             write("  admin:  /admin/frames/frame/  (python manage.py createsuperuser first)")
+            write(f"  report: python manage.py frames_report --since 10m --camera {camera}")
 
 
 def sequence_range(output: str) -> tuple[int, int]:
