@@ -12,18 +12,14 @@ from django.db import connection, models
 from django.db.models import Count, F, Max, Min, Q, Window
 from django.db.models.functions import Lag
 
+from frame_tracking.metadata import StageTiming
+
 if TYPE_CHECKING:
     from frame_tracking import FrameMetadata
     from frame_tracking.identity import FrameID
 
 # The order in which a frame passes the stages; a journey lists them in this order.
 STAGES = ("capture", "buffer", "process", "store")
-
-
-class StageTiming(TypedDict, total=False):
-    queued_at: float  # epoch seconds: when the stage's task was published
-    started_at: float  # when a worker picked it up
-    ended_at: float
 
 
 class FrameDict(TypedDict):

@@ -8,18 +8,20 @@ capture command for a few seconds, waits until every captured frame has its fina
 from __future__ import annotations
 
 import signal
-import statistics
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count
+from django.db.models import Max, Min
 
-from frames.models import Frame
+from frames.forms import CameraReport
+from frames.management.commands.frames_report import describe
+from frames.models import Frame, FrameQuerySet
 
 
 class Command(BaseCommand):
@@ -75,42 +77,32 @@ class Command(BaseCommand):
             raise CommandError(f"capture failed:\n{result.stderr}")
         return result.stdout
 
-    def wait_for(self, camera: str, first: int, last: int, timeout: float) -> list[Frame]:
+    def wait_for(self, camera: str, first: int, last: int, timeout: float) -> FrameQuerySet:
         frames = Frame.objects.filter(camera_id=camera, sequence__range=(first, last))
         deadline = time.monotonic() + timeout
         while frames.count() < last - first + 1 and time.monotonic() < deadline:
             time.sleep(0.25)
-        return list(frames)
+        return frames
 
-    def summarise(self, camera: str, rows: list[Frame], captured: int) -> None:
-        by_status = {status: 0 for status in Frame.Status.values}
-        by_status.update({row.status: 0 for row in rows})
-        for row in rows:
-            by_status[row.status] += 1
-        latencies = sorted(
-            row.latency_ms for row in rows if row.status == "stored" and row.latency_ms
-        )
-        reasons = (
-            Frame.objects.filter(pk__in=[row.pk for row in rows], status="dropped")
-            .values_list("reason")
-            .annotate(n=Count("id"))
-        )
+    def summarise(self, camera: str, frames: FrameQuerySet, captured: int) -> None:
+        """The frames_report figures for this run's frames."""
         write = self.stdout.write
-        write(f"\ncamera {camera}: {captured} frames captured")
-        write(f"  stored  {by_status['stored']}")
-        write(f"  dropped {by_status['dropped']}" + (f"  {dict(reasons)}" if reasons else ""))
-        write(f"  failed  {by_status['failed']}")
-        write(f"  lost    {captured - len(rows)} (no final status)")
-        if len(latencies) >= 2:
-            q = statistics.quantiles(latencies, n=100)
-            write(f"  capture->stored latency p50 {q[49]:.1f} ms, p95 {q[94]:.1f} ms")
-        if rows:
-            sample = max(rows, key=lambda row: row.sequence)
-            write(f"\nlast frame: {sample.frame_id}  trace {sample.trace_id}")
-            write(f"  API:    GET /frames/{sample.frame_id}  (python manage.py runserver)")
-            write(f"  Jaeger: {settings.JAEGER_UI_URL}/trace/{sample.trace_id}")
-            write("  admin:  /admin/frames/frame/  (python manage.py createsuperuser first)")
-            write(f"  report: python manage.py frames_report --since 10m --camera {camera}")
+        window = frames.aggregate(since=Min("captured_at"), until=Max("captured_at"))
+        if window["since"] is None:
+            write(f"\nnone of the {captured} captured frames reached an end")
+            return
+        until = window["until"] + timedelta(microseconds=1)
+        (overview,) = frames.camera_overview(window["since"], until)
+        write(describe(CameraReport(**overview, gaps=frames.sequence_gaps(camera))))
+        if unfinished := captured - overview["frames"]:
+            write(f"  {unfinished} of the {captured} captured frames have no final status yet")
+        sample = frames.order_by("-sequence").first()
+        assert sample is not None  # the window above is not empty
+        write(f"\nlast frame: {sample.frame_id}  trace {sample.trace_id}")
+        write(f"  API:    GET /frames/{sample.frame_id}  (python manage.py runserver)")
+        write(f"  Jaeger: {settings.JAEGER_UI_URL}/trace/{sample.trace_id}")
+        write("  admin:  /admin/frames/frame/  (python manage.py createsuperuser first)")
+        write(f"  report: python manage.py frames_report --since 10m --camera {camera}")
 
 
 def sequence_range(output: str) -> tuple[int, int]:
