@@ -162,6 +162,9 @@ LOGGING = {
 REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
 # Where the admin's trace links point: JAEGER_UI_URL/trace/<trace_id>.
 JAEGER_UI_URL = env_url("JAEGER_UI_URL", "http://localhost:16686", ("http", "https"))
+# Jaeger's query API (frame_tracking.jaeger): the analyzer, the canary and doctor read traces
+# there. Usually the same address as the UI.
+JAEGER_QUERY_URL = env_url("JAEGER_QUERY_URL", JAEGER_UI_URL, ("http", "https"))
 # Bearer tokens accepted by the /frames API, besides a logged-in session.
 DETEKTR_API_TOKENS = env_list("DETEKTR_API_TOKENS", [])
 # How long a frame's bytes live in Redis (the claim check); store deletes them earlier

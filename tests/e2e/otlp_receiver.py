@@ -30,12 +30,20 @@ class ReceivedSpan:
 
 def plain(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [plain(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {item.key: plain(item.value) for item in value.kvlist_value.values}
     return getattr(value, kind) if kind else None
 
 
-def decode(body: bytes) -> list[ReceivedSpan]:
+def parse(body: bytes) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
+    return request
+
+
+def decode(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
     spans = []
     for resource_spans in request.resource_spans:
         resource = {a.key: plain(a.value) for a in resource_spans.resource.attributes}
@@ -56,10 +64,14 @@ def decode(body: bytes) -> list[ReceivedSpan]:
 
 
 class OTLPReceiver:
-    """Listens on 127.0.0.1 at a free port; `endpoint` goes into OTEL_EXPORTER_OTLP_ENDPOINT."""
+    """Listens on 127.0.0.1 at a free port; `endpoint` goes into OTEL_EXPORTER_OTLP_ENDPOINT.
+
+    Keeps the decoded spans and, for tests/e2e/jaeger_api.py, the export requests as received.
+    """
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.exports: list[ExportTraceServiceRequest] = []
         self.requests = 0
         self.lock = threading.Lock()
         receiver = self
@@ -72,8 +84,11 @@ class OTLPReceiver:
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
-                spans = decode(body) if self.path == "/v1/traces" else []
+                export = parse(body) if self.path == "/v1/traces" else None
+                spans = decode(export) if export is not None else []
                 with receiver.lock:
+                    if export is not None:
+                        receiver.exports.append(export)
                     receiver.spans.extend(spans)
                     receiver.requests += 1
                 reply = ExportTraceServiceResponse().SerializeToString()
