@@ -15,7 +15,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from frame_tracking.identity import FrameID
-from frames.models import CameraOverview, Frame, FrameQuerySet
+from frame_tracking.status import FINAL_STATUSES, REASONS
+from frames.models import CameraOverview, Frame, FrameQuerySet, choices
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -77,9 +78,14 @@ class FrameQuery(forms.Form):
         error_messages={"invalid": "must be 1-64 characters from A-Z a-z 0-9 . -"},
     )
     status = forms.ChoiceField(
-        choices=Frame.Status.choices,
+        choices=choices(FINAL_STATUSES),
         required=False,
-        error_messages={"invalid_choice": "must be one of stored, dropped, failed"},
+        error_messages={"invalid_choice": f"must be one of {', '.join(FINAL_STATUSES)}"},
+    )
+    reason = forms.ChoiceField(
+        choices=choices(REASONS),
+        required=False,
+        error_messages={"invalid_choice": f"must be one of {', '.join(REASONS)}"},
     )
     since = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
     until = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
@@ -147,6 +153,8 @@ class FrameQuery(forms.Form):
             query = query.filter(camera_id=data["camera"])
         if data["status"]:
             query = query.filter(status=data["status"])
+        if data["reason"]:
+            query = query.filter(reason=data["reason"])
         if data["since"]:
             query = query.filter(captured_at__gte=data["since"])
         if data["until"]:

@@ -13,13 +13,14 @@ from django.db.models import Count, F, Max, Min, Q, Window
 from django.db.models.functions import Lag
 
 from frame_tracking.metadata import StageTiming
+from frame_tracking.status import FINAL_STATUSES, PIPELINE_STAGES, REASONS, FrameStatus, Stage
 
 if TYPE_CHECKING:
     from frame_tracking import FrameMetadata
     from frame_tracking.identity import FrameID
 
-# The order in which a frame passes the stages; a journey lists them in this order.
-STAGES = ("capture", "buffer", "process", "store")
+# A journey lists the stages in the order a frame passes them.
+STAGES = tuple(stage.value for stage in PIPELINE_STAGES)
 
 
 class FrameDict(TypedDict):
@@ -221,9 +222,9 @@ class FrameQuerySet(models.QuerySet["Frame"]):
             .values("camera_id")
             .annotate(
                 frames=Count("id"),
-                stored=Count("id", filter=Q(status=Frame.Status.STORED)),
-                dropped=Count("id", filter=Q(status=Frame.Status.DROPPED)),
-                failed=Count("id", filter=Q(status=Frame.Status.FAILED)),
+                stored=Count("id", filter=Q(status=FrameStatus.STORED)),
+                dropped=Count("id", filter=Q(status=FrameStatus.DROPPED)),
+                failed=Count("id", filter=Q(status=FrameStatus.FAILED)),
                 first=Min("sequence"),
                 last=Max("sequence"),
             )
@@ -231,7 +232,7 @@ class FrameQuerySet(models.QuerySet["Frame"]):
 
     def _dropped_by_reason(self) -> dict[str, dict[str, int]]:
         rows = (
-            self.filter(status=Frame.Status.DROPPED)
+            self.filter(status=FrameStatus.DROPPED)
             .order_by()
             .values_list("camera_id", "reason")
             .annotate(n=Count("id"))
@@ -242,7 +243,7 @@ class FrameQuerySet(models.QuerySet["Frame"]):
         return reasons
 
     def _stored_latency_percentiles_by_camera(self) -> dict[str, tuple[float | None, ...]]:
-        measured = self.filter(status=Frame.Status.STORED, latency_ms__isnull=False).order_by()
+        measured = self.filter(status=FrameStatus.STORED, latency_ms__isnull=False).order_by()
         if connection.vendor == "postgresql":
             rows = measured.values("camera_id").annotate(
                 **{f"p{int(f * 100)}": PercentileCont("latency_ms", f) for f in PERCENTILES}
@@ -261,20 +262,21 @@ class FrameQuerySet(models.QuerySet["Frame"]):
 UNIQUE = ("id", "frame_id", "captured_at")
 
 
-class Frame(models.Model):
-    class Status(models.TextChoices):
-        STORED = "stored"
-        DROPPED = "dropped"
-        FAILED = "failed"
+def choices(values: Iterable[str]) -> list[tuple[str, str]]:
+    return [(str(value), str(value)) for value in values]
 
+
+class Frame(models.Model):
     frame_id = models.CharField(max_length=160)
     camera_id = models.CharField(max_length=64)
     sequence = models.BigIntegerField()
     # The partition key to be: every unique key includes it (see docs/ARCHITECTURE.md).
     captured_at = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=Status.choices)
-    reason = models.CharField(max_length=64, blank=True)  # why it was dropped or failed
-    stage = models.CharField(max_length=16, blank=True)  # the stage that decided the status
+    status = models.CharField(max_length=16, choices=choices(FINAL_STATUSES))
+    # why it was dropped or failed; "" for a stored frame
+    reason = models.CharField(max_length=64, blank=True, choices=choices(REASONS))
+    # the stage that decided the status
+    stage = models.CharField(max_length=16, blank=True, choices=choices(Stage))
     error = models.TextField(blank=True)
     source = models.CharField(max_length=255, blank=True)
     width = models.PositiveIntegerField(null=True)
@@ -306,6 +308,13 @@ class Frame(models.Model):
             models.Index(fields=["camera_id", "captured_at", "frame_id"], name="frame_camera_time"),
             # GET /frames?status=… pages (keyset on captured_at, frame_id), admin status filter.
             models.Index(fields=["status", "captured_at", "frame_id"], name="frame_status_time_id"),
+            # GET /frames?reason=… pages and the admin reason filter. Partial: stored frames,
+            # nearly every row, have no reason and cost this index nothing.
+            models.Index(
+                fields=["reason", "captured_at", "frame_id"],
+                name="frame_reason_time_id",
+                condition=~Q(reason=""),
+            ),
             # GET /frames with only since/until or no filter, the admin changelist's default
             # order and date filter, and the camera overview's time window.
             models.Index(fields=["captured_at", "frame_id"], name="frame_time"),
@@ -337,8 +346,8 @@ class Frame(models.Model):
         frames = list(
             {meta.frame_id: cls.from_metadata(meta, finished_at) for meta in metas}.values()
         )
-        stored = [frame for frame in frames if frame.status == cls.Status.STORED]
-        ended_otherwise = [frame for frame in frames if frame.status != cls.Status.STORED]
+        stored = [frame for frame in frames if frame.status == FrameStatus.STORED]
+        ended_otherwise = [frame for frame in frames if frame.status != FrameStatus.STORED]
         if stored:
             Frame.objects.bulk_create(
                 stored,
@@ -359,9 +368,9 @@ class Frame(models.Model):
             camera_id=meta.camera_id or "",
             # -1: a frame whose id does not parse and whose record had no sequence either.
             sequence=meta.sequence if meta.sequence is not None else -1,
-            status=meta.status,
-            reason=meta.reason,
-            stage=meta.stage,
+            status=meta.status.value,
+            reason=meta.reason.value if meta.reason else "",
+            stage=meta.stage.value if meta.stage else "",
             error=meta.error,
             source=meta.source,
             width=meta.width,

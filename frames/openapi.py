@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from frame_tracking.status import FINAL_STATUSES, REASONS, Stage
 from frames.forms import DEFAULT_LIMIT, MAX_LIMIT
 
 FRAME_ID_PATTERN = r"^\d{8}T\d{6}\.\d{6}Z_[A-Za-z0-9.-]{1,64}_\d{12}_[0-9a-f]{8}$"
@@ -41,9 +42,17 @@ _FRAME = {
         "camera_id": {"type": "string"},
         "sequence": {"type": "integer"},
         "captured_at": {"type": "string", "format": "date-time"},
-        "status": {"type": "string", "enum": ["stored", "dropped", "failed"]},
-        "reason": {"type": "string", "description": "why it was dropped or failed"},
-        "stage": {"type": "string", "description": "the stage that decided the status"},
+        "status": {"type": "string", "enum": list(FINAL_STATUSES)},
+        "reason": {
+            "type": "string",
+            "enum": ["", *REASONS],
+            "description": "why it was dropped or failed",
+        },
+        "stage": {
+            "type": "string",
+            "enum": ["", *Stage],
+            "description": "the stage that decided the status",
+        },
         "error": {"type": "string"},
         "source": {"type": "string"},
         "width": {"type": ["integer", "null"]},
@@ -97,7 +106,8 @@ OPENAPI: dict[str, Any] = {
                     _query("trace_id", "The frame's trace id", pattern="^[0-9a-f]{32}$"),
                     _query("frame_id", "An exact frame id", pattern=FRAME_ID_PATTERN),
                     _query("camera", "A camera id", pattern="^[A-Za-z0-9.-]{1,64}$"),
-                    _query("status", "Final status", enum=["stored", "dropped", "failed"]),
+                    _query("status", "Final status", enum=list(FINAL_STATUSES)),
+                    _query("reason", "Why it was dropped or failed", enum=list(REASONS)),
                     _query("since", "captured_at >= since (ISO-8601)", format="date-time"),
                     _query("until", "captured_at < until (ISO-8601)", format="date-time"),
                     {

@@ -11,6 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from frame_tracking.status import REASONS
 from frames.admin import waterfall
 from frames.models import Frame, StageEpochs, percentile_cont
 from tests.conftest import BASE_TIME, FrameFactory
@@ -77,6 +78,18 @@ def test_it_filters_by_camera_status_and_date(admin: Client, frame_factory: Fram
         CHANGELIST, {"captured_at__gte": today.isoformat(), "captured_at__lt": tomorrow.isoformat()}
     ).content.decode()
     assert a.frame_id in by_date and b.frame_id not in by_date
+
+
+def test_it_filters_by_reason_with_every_reason_offered(
+    admin: Client, frame_factory: FrameFactory
+) -> None:
+    stale = frame_factory(status="dropped", reason="stale", stage="buffer")
+    shed = frame_factory(status="dropped", reason="backpressure", stage="capture")
+    html = admin.get(CHANGELIST).content.decode()
+    for reason in REASONS:
+        assert f"?reason__exact={reason}" in html
+    by_reason = admin.get(CHANGELIST, {"reason__exact": "stale"}).content.decode()
+    assert stale.frame_id in by_reason and shed.frame_id not in by_reason
 
 
 def test_camera_ids_lists_each_camera_once_in_order(frame_factory: FrameFactory) -> None:

@@ -112,6 +112,13 @@ def test_it_filters_by_status(api_client: Client, frame_factory: FrameFactory) -
     assert ids(api_client.get("/frames", {"status": "failed"})) == [failed.frame_id]
 
 
+def test_it_filters_by_reason(api_client: Client, frame_factory: FrameFactory) -> None:
+    frame_factory(status="stored")
+    stale = frame_factory(status="dropped", reason="stale", stage="buffer")
+    frame_factory(status="dropped", reason="backpressure", stage="capture")
+    assert ids(api_client.get("/frames", {"reason": "stale"})) == [stale.frame_id]
+
+
 def test_it_filters_by_time_since_inclusive_until_exclusive(
     api_client: Client, frame_factory: FrameFactory
 ) -> None:
@@ -216,6 +223,11 @@ BAD_QUERIES = [
     ({"camera": "cam 01"}, "camera: must be 1-64 characters from A-Z a-z 0-9 . -"),
     ({"camera": "cam\x00"}, "camera: Null characters are not allowed."),
     ({"status": "lost"}, "status: must be one of stored, dropped, failed"),
+    (
+        {"reason": "backpresure"},
+        "reason: must be one of backpressure, stale, missing_bytes, invalid, "
+        "broker_unavailable, expired, corrupt_frame, processor_error, invalid_frame_id",
+    ),
     ({"since": "yesterday"}, f"since: {BAD_TIME}"),
     ({"until": "2026-11-31T00:00:00Z"}, f"until: {BAD_TIME}"),
     (
@@ -268,6 +280,7 @@ INDEXED_QUERIES = [
     ({"camera": "cam01", "since": "2026-11-28T00:00:00Z"}, ["frame_camera_time"], True),
     # Rare statuses are the ones worth filtering on; "stored" is most rows.
     ({"status": "failed"}, ["frame_status_time_id"], True),
+    ({"reason": "corrupt_frame"}, ["frame_reason_time_id"], True),
     ({}, ["frame_time"], True),
 ]
 
@@ -283,7 +296,9 @@ def fill_with_frames(rows: int, cameras: int) -> None:
             SELECT 'f' || n, 'cam' || (n %% %s), n, %s - n * interval '1 ms',
                 CASE WHEN n %% 100 = 0 THEN 'failed' WHEN n %% 10 = 0 THEN 'dropped'
                      ELSE 'stored' END,
-                '', '', '', '', '',
+                CASE WHEN n %% 100 = 0 THEN 'corrupt_frame' WHEN n %% 10 = 0 THEN 'backpressure'
+                     ELSE '' END,
+                '', '', '', '',
                 md5(n::text), '', '{}', '{}', '{}', now()
             FROM generate_series(1, %s) AS n
             """,
