@@ -21,6 +21,7 @@ from django.utils.html import format_html
 
 from frame_tracking.identity import FrameID
 from frame_tracking.status import FrameStatus
+from frames import report
 from frames.forms import WINDOWS, OverviewQuery
 from frames.models import Frame, StageEpochs
 
@@ -219,6 +220,6 @@ class FrameAdmin(admin.ModelAdmin):
             "window": window,
             "since": until - WINDOWS[window],
             "until": until,
-            "cameras": Frame.objects.camera_overview(until - WINDOWS[window], until),
+            "cameras": report.overview(Frame.objects.all(), until - WINDOWS[window], until),
         }
         return TemplateResponse(request, "admin/frames/frame/overview.html", context)

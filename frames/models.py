@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from django.conf import settings
 from django.db import connection, models
-from django.db.models import Count, F, Max, Min, Q, Window
-from django.db.models.functions import Lag
+from django.db.models import Q
 
 from frame_tracking.metadata import StageTiming
 from frame_tracking.status import FINAL_STATUSES, PIPELINE_STAGES, REASONS, FrameStatus, Stage
@@ -58,23 +57,6 @@ class FrameDetailDict(FrameDict):
     jaeger_url: str | None
 
 
-class CameraOverview(TypedDict):
-    camera_id: str
-    frames: int
-    fps: float
-    stored: int
-    dropped: int
-    dropped_by_reason: dict[str, int]
-    failed: int
-    lost: int  # sequence numbers in the window with no row at all
-    captured: int  # frames + lost
-    loss_pct: float
-    # capture -> final status, over the stored frames
-    p50_latency_ms: float | None
-    p95_latency_ms: float | None
-    p99_latency_ms: float | None
-
-
 class StageEpochs(NamedTuple):
     """One stage's timing as epoch seconds, None where the stage did not record it."""
 
@@ -103,32 +85,6 @@ def _ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round((end - start) * 1000, 3)
 
 
-def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
-    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
-
-
-PERCENTILES = (0.5, 0.95, 0.99)
-
-
-class PercentileCont(models.Aggregate):
-    """PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY expr), PostgreSQL only."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = models.FloatField()
-
-    def __init__(self, expression: str, fraction: float) -> None:
-        # A float literal, not user input: interpolating it into the SQL is safe.
-        super().__init__(expression, fraction=float(fraction))
-
-
 class FrameQuerySet(models.QuerySet["Frame"]):
     def with_frame_id(self, frame_id: FrameID) -> FrameQuerySet:
         # The id carries the capture time, so the lookup names the row's (future) partition.
@@ -146,6 +102,27 @@ class FrameQuerySet(models.QuerySet["Frame"]):
         return self.filter(captured_at__lte=captured_at).filter(
             Q(captured_at__lt=captured_at) | Q(frame_id__lt=frame_id)
         )
+
+    def matching(
+        self,
+        *,
+        frame_id: FrameID | None = None,
+        trace_id: str = "",
+        camera: str = "",
+        status: str = "",
+        reason: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> FrameQuerySet:
+        """The frames that pass all the given filters (GET /frames)."""
+        query = self.with_frame_id(frame_id) if frame_id else self
+        exact = {"trace_id": trace_id, "camera_id": camera, "status": status, "reason": reason}
+        query = query.filter(**{field: value for field, value in exact.items() if value})
+        if since:
+            query = query.filter(captured_at__gte=since)
+        if until:
+            query = query.filter(captured_at__lt=until)
+        return query
 
     def page(self, limit: int) -> tuple[list[Frame], Frame | None]:
         """Up to limit frames, newest first, and the last of them if more follow."""
@@ -174,89 +151,6 @@ class FrameQuerySet(models.QuerySet["Frame"]):
         with connection.cursor() as cursor:
             cursor.execute(sql)
             return [row[0] for row in cursor.fetchall()]
-
-    def camera_overview(self, since: datetime, until: datetime) -> list[CameraOverview]:
-        """Per camera, frames captured in [since, until): rates, outcomes, loss and p95 latency."""
-        window = self.filter(captured_at__gte=since, captured_at__lt=until)
-        seconds = max((until - since).total_seconds(), 1e-9)
-        reasons = window._dropped_by_reason()
-        latencies = window._stored_latency_percentiles_by_camera()
-        overview: list[CameraOverview] = []
-        for row in window._outcomes_by_camera():
-            # A gap in the per-camera sequence is a frame that never reached any end.
-            lost = max(row["last"] - row["first"] + 1 - row["frames"], 0)
-            p50, p95, p99 = latencies.get(row["camera_id"], (None, None, None))
-            overview.append(
-                {
-                    "camera_id": row["camera_id"],
-                    "frames": row["frames"],
-                    "fps": round(row["frames"] / seconds, 3),
-                    "stored": row["stored"],
-                    "dropped": row["dropped"],
-                    "dropped_by_reason": reasons.get(row["camera_id"], {}),
-                    "failed": row["failed"],
-                    "lost": lost,
-                    "captured": row["frames"] + lost,
-                    "loss_pct": round(100 * lost / (row["frames"] + lost), 3),
-                    "p50_latency_ms": p50,
-                    "p95_latency_ms": p95,
-                    "p99_latency_ms": p99,
-                }
-            )
-        return overview
-
-    def sequence_gaps(self, camera_id: str, limit: int = 100) -> list[tuple[int, int]]:
-        """The first `limit` runs of sequence numbers with no row: (first, last) lost."""
-        rows = (
-            self.filter(camera_id=camera_id, sequence__gte=0)
-            .annotate(previous=Window(Lag("sequence"), order_by=F("sequence").asc()))
-            .filter(sequence__gt=F("previous") + 1)
-            .order_by("sequence")
-            .values_list("previous", "sequence")[:limit]
-        )
-        return [(previous + 1, sequence - 1) for previous, sequence in rows]
-
-    def _outcomes_by_camera(self) -> Iterable[dict[str, Any]]:
-        return (
-            self.order_by("camera_id")
-            .values("camera_id")
-            .annotate(
-                frames=Count("id"),
-                stored=Count("id", filter=Q(status=FrameStatus.STORED)),
-                dropped=Count("id", filter=Q(status=FrameStatus.DROPPED)),
-                failed=Count("id", filter=Q(status=FrameStatus.FAILED)),
-                first=Min("sequence"),
-                last=Max("sequence"),
-            )
-        )
-
-    def _dropped_by_reason(self) -> dict[str, dict[str, int]]:
-        rows = (
-            self.filter(status=FrameStatus.DROPPED)
-            .order_by()
-            .values_list("camera_id", "reason")
-            .annotate(n=Count("id"))
-        )
-        reasons: dict[str, dict[str, int]] = {}
-        for camera_id, reason, n in rows:
-            reasons.setdefault(camera_id, {})[reason or "unknown"] = n
-        return reasons
-
-    def _stored_latency_percentiles_by_camera(self) -> dict[str, tuple[float | None, ...]]:
-        measured = self.filter(status=FrameStatus.STORED, latency_ms__isnull=False).order_by()
-        if connection.vendor == "postgresql":
-            rows = measured.values("camera_id").annotate(
-                **{f"p{int(f * 100)}": PercentileCont("latency_ms", f) for f in PERCENTILES}
-            )
-            return {row["camera_id"]: (row["p50"], row["p95"], row["p99"]) for row in rows}
-        latencies: dict[str, list[float]] = {}
-        for camera_id, latency in measured.values_list("camera_id", "latency_ms"):
-            if latency is not None:
-                latencies.setdefault(camera_id, []).append(latency)
-        return {
-            camera: tuple(percentile_cont(values, f) for f in PERCENTILES)
-            for camera, values in latencies.items()
-        }
 
 
 UNIQUE = ("id", "frame_id", "captured_at")
