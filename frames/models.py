@@ -5,14 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypedDict, cast
 
 from django.conf import settings
 from django.db import connection, models
 from django.db.models import Q
 
 from frame_tracking.metadata import StageTiming
-from frame_tracking.status import FINAL_STATUSES, PIPELINE_STAGES, REASONS, FrameStatus, Stage
+from frame_tracking.status import (
+    FINAL_STATUSES,
+    PIPELINE_STAGES,
+    REASONS,
+    FrameStatus,
+    Reason,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from frame_tracking import FrameMetadata
@@ -22,39 +29,48 @@ if TYPE_CHECKING:
 STAGES = tuple(stage.value for stage in PIPELINE_STAGES)
 
 
+# Keywords the API's JSON Schema adds to a field's type (frames/schema.py).
+IsoTime = Annotated[str, {"format": "date-time", "description": "ISO-8601, UTC"}]
+
+
 class FrameDict(TypedDict):
+    """A frame as the API shows it: the model's to_dict() and the OpenAPI `Frame` schema."""
+
     frame_id: str
     camera_id: str
-    sequence: int
-    captured_at: str
-    status: str
-    reason: str
-    stage: str
+    sequence: Annotated[int, {"description": "per camera; -1 when the frame id did not parse"}]
+    captured_at: IsoTime
+    status: Annotated[FrameStatus, {"enum": list(FINAL_STATUSES)}]
+    reason: Annotated[Reason | Literal[""], {"description": "why it was dropped or failed"}]
+    stage: Annotated[Stage | Literal[""], {"description": "the stage that decided the status"}]
     error: str
     source: str
     width: int | None
     height: int | None
     format: str
     size_bytes: int | None
-    trace_id: str
-    span_id: str
-    latency_ms: float | None
-    timings: dict[str, StageTiming]
-    results: dict[str, Any]
+    trace_id: Annotated[str, {"pattern": "^([0-9a-f]{32})?$"}]
+    span_id: Annotated[str, {"description": "the frame's root span, capture_frame"}]
+    latency_ms: Annotated[float | None, {"description": "capture to final status, ms"}]
+    timings: Annotated[
+        dict[str, StageTiming],
+        {"description": "stage -> {queued_at, started_at, ended_at}, epoch s"},
+    ]
+    results: Annotated[dict[str, dict[str, Any]], {"description": "processor name -> its result"}]
+    jaeger_url: Annotated[str | None, {"format": "uri"}]
 
 
 class JourneyStage(TypedDict):
     stage: str
-    queued_at: str | None  # ISO-8601 UTC; None for capture, which has no queue
-    start: str | None
-    end: str | None
-    duration_ms: float | None  # end - start
-    queue_wait_ms: float | None  # start - queued_at: time spent waiting in the stage's queue
+    queued_at: Annotated[str | None, {"format": "date-time", "description": "None for capture"}]
+    start: Annotated[str | None, {"format": "date-time"}]
+    end: Annotated[str | None, {"format": "date-time"}]
+    duration_ms: Annotated[float | None, {"description": "end - start, ms"}]
+    queue_wait_ms: Annotated[float | None, {"description": "start - queued_at: queue wait, ms"}]
 
 
 class FrameDetailDict(FrameDict):
     journey: list[JourneyStage]
-    jaeger_url: str | None
 
 
 class StageEpochs(NamedTuple):
@@ -315,26 +331,16 @@ class Frame(models.Model):
         ]
 
     def to_detail_dict(self) -> FrameDetailDict:
-        return {**self.to_dict(), "journey": self.journey(), "jaeger_url": self.jaeger_url}
+        return {**self.to_dict(), "journey": self.journey()}
 
     def to_dict(self) -> FrameDict:
-        return {
-            "frame_id": self.frame_id,
-            "camera_id": self.camera_id,
-            "sequence": self.sequence,
-            "captured_at": self.captured_at.isoformat(),
-            "status": self.status,
-            "reason": self.reason,
-            "stage": self.stage,
-            "error": self.error,
-            "source": self.source,
-            "width": self.width,
-            "height": self.height,
-            "format": self.format,
-            "size_bytes": self.size_bytes,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "latency_ms": self.latency_ms,
-            "timings": self.timings,
-            "results": self.results,
-        }
+        """The FrameDict's keys, read off this frame: the shape is declared once, above."""
+        return cast(FrameDict, {key: _json(getattr(self, key)) for key in FRAME_KEYS})
+
+
+FRAME_KEYS = tuple(FrameDict.__annotations__)
+
+
+def _json(value: Any) -> Any:
+    # Django's JSON encoder would cut a datetime to milliseconds: frames need microseconds.
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from django.db import connection, models
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
@@ -49,8 +49,8 @@ class CameraReport(CameraOverview):
 
 
 class Report(TypedDict):
-    since: str
-    until: str
+    since: Annotated[str, {"format": "date-time"}]
+    until: Annotated[str, {"format": "date-time"}]
     cameras: list[CameraReport]
 
 

@@ -98,7 +98,7 @@ def frame_list(request: HttpRequest) -> JsonResponse:
     rows, last = frames.page(limit)
     return JsonResponse(
         {
-            "frames": [{**f.to_dict(), "jaeger_url": f.jaeger_url} for f in rows],
+            "frames": [frame.to_dict() for frame in rows],
             "next": Cursor(last.captured_at, last.frame_id).encode() if last else None,
         }
     )
