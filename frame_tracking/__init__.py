@@ -9,5 +9,15 @@ from __future__ import annotations
 from frame_tracking.context import TraceContext
 from frame_tracking.identity import FrameID
 from frame_tracking.metadata import FrameMetadata, StageTiming
+from frame_tracking.status import DropReason, FailReason, FrameStatus, Stage
 
-__all__ = ["FrameID", "FrameMetadata", "StageTiming", "TraceContext"]
+__all__ = [
+    "DropReason",
+    "FailReason",
+    "FrameID",
+    "FrameMetadata",
+    "FrameStatus",
+    "Stage",
+    "StageTiming",
+    "TraceContext",
+]

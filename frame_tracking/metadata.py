@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypedDict, cast
 
+from opentelemetry import trace
+
 from frame_tracking.context import TraceContext, TraceContextDict
 from frame_tracking.identity import FrameID
+from frame_tracking.status import DropReason, FailReason, FrameStatus, Reason, Stage, parse_reason
 
 SCHEMA_VERSION = 1
-STATUSES = ("captured", "stored", "dropped", "failed")
 
 
 class StageTiming(TypedDict, total=False):
@@ -69,9 +71,9 @@ class FrameMetadata:
     trace_context: TraceContext | None = None
     timings: dict[str, StageTiming] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    status: str = "captured"
-    reason: str = ""
-    stage: str = ""
+    status: FrameStatus = FrameStatus.CAPTURED
+    reason: Reason | None = None
+    stage: Stage | None = None  # the stage that decided the final status
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -86,6 +88,29 @@ class FrameMetadata:
                 self.camera_id = self.frame_id.camera_id
             if self.sequence is None:
                 self.sequence = self.frame_id.sequence
+
+    def drop(self, stage: Stage, reason: DropReason, detail: str = "") -> None:
+        """The pipeline chose not to finish this frame; later stages skip it, store records why."""
+        self._end(FrameStatus.DROPPED, stage, reason, detail)
+
+    def fail(self, stage: Stage, reason: FailReason, error: str) -> None:
+        """Something is wrong with the frame itself; the current span says so too."""
+        self._end(FrameStatus.FAILED, stage, reason, error)
+        trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, error))
+
+    def finish(self) -> None:
+        """The frame reached store: stored, unless a stage on the way dropped or failed it."""
+        if self.status is FrameStatus.CAPTURED:
+            self.status, self.stage = FrameStatus.STORED, Stage.STORE
+
+    def _end(self, status: FrameStatus, stage: Stage, reason: Reason, detail: str) -> None:
+        # A frame ends once: a second decision would hide the first one's reason.
+        if self.status is not FrameStatus.CAPTURED:
+            raise ValueError(f"frame {self.frame_id} already ended {self.status}/{self.reason}")
+        self.status, self.stage, self.reason, self.error = status, stage, reason, detail
+        trace.get_current_span().set_attributes(
+            {"frame.status": status.value, "frame.reason": reason.value}
+        )
 
     def to_dict(self) -> FrameMetadataDict:
         """Small JSON-ready dict; nested containers are copies, except each result's contents."""
@@ -103,9 +128,9 @@ class FrameMetadata:
             "trace_context": self.trace_context.to_dict() if self.trace_context else None,
             "timings": {stage: cast(StageTiming, dict(t)) for stage, t in self.timings.items()},
             "results": dict(self.results),
-            "status": self.status,
-            "reason": self.reason,
-            "stage": self.stage,
+            "status": self.status.value,
+            "reason": self.reason.value if self.reason else "",
+            "stage": self.stage.value if self.stage else "",
             "error": self.error,
         }
         if self.extra:
@@ -138,9 +163,9 @@ class FrameMetadata:
             trace_context=None if trace_context is None else TraceContext.from_dict(trace_context),
             timings={stage: dict(t) for stage, t in (data.get("timings") or {}).items()},  # type: ignore[misc]
             results=dict(data.get("results") or {}),
-            status=data.get("status") or "captured",
-            reason=data.get("reason") or "",
-            stage=data.get("stage") or "",
+            status=FrameStatus(data.get("status") or FrameStatus.CAPTURED),
+            reason=parse_reason(data.get("reason") or ""),
+            stage=Stage(data["stage"]) if data.get("stage") else None,
             error=data.get("error") or "",
             extra={key: data[key] for key in unknown} if unknown else {},
         )

@@ -20,6 +20,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from frame_tracking.identity import FrameID
+from frame_tracking.status import FrameStatus
+from frames import report
 from frames.forms import WINDOWS, OverviewQuery
 from frames.models import Frame, StageEpochs
 
@@ -111,7 +113,7 @@ class FrameAdmin(admin.ModelAdmin):
         "drop_reason",
         "trace_link",
     ]
-    list_filter = [CameraFilter, "status", "captured_at"]
+    list_filter = [CameraFilter, "status", "reason", "captured_at"]
     # Handled by get_search_results as exact, indexed lookups; never LIKE '%…%'.
     search_fields = ["frame_id", "trace_id"]
     search_help_text = "An exact frame id or a 32-hex trace id."
@@ -165,7 +167,7 @@ class FrameAdmin(admin.ModelAdmin):
 
     @admin.display(description="drop reason")
     def drop_reason(self, frame: Frame) -> str:
-        return frame.reason if frame.status == Frame.Status.DROPPED else ""
+        return frame.reason if frame.status == FrameStatus.DROPPED else ""
 
     @admin.display(description="trace")
     def trace_link(self, frame: Frame) -> str:
@@ -218,6 +220,6 @@ class FrameAdmin(admin.ModelAdmin):
             "window": window,
             "since": until - WINDOWS[window],
             "until": until,
-            "cameras": Frame.objects.camera_overview(until - WINDOWS[window], until),
+            "cameras": report.overview(Frame.objects.all(), until - WINDOWS[window], until),
         }
         return TemplateResponse(request, "admin/frames/frame/overview.html", context)

@@ -7,7 +7,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -15,7 +15,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from frame_tracking.identity import FrameID
-from frames.models import CameraOverview, Frame, FrameQuerySet
+from frame_tracking.status import FINAL_STATUSES, REASONS
+from frames.models import choices
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -77,9 +78,14 @@ class FrameQuery(forms.Form):
         error_messages={"invalid": "must be 1-64 characters from A-Z a-z 0-9 . -"},
     )
     status = forms.ChoiceField(
-        choices=Frame.Status.choices,
+        choices=choices(FINAL_STATUSES),
         required=False,
-        error_messages={"invalid_choice": "must be one of stored, dropped, failed"},
+        error_messages={"invalid_choice": f"must be one of {', '.join(FINAL_STATUSES)}"},
+    )
+    reason = forms.ChoiceField(
+        choices=choices(REASONS),
+        required=False,
+        error_messages={"invalid_choice": f"must be one of {', '.join(REASONS)}"},
     )
     since = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
     until = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
@@ -130,31 +136,6 @@ class FrameQuery(forms.Form):
             raise ValidationError("since must not be later than until")
         return data
 
-    def page(self) -> tuple[list[Frame], Cursor | None]:
-        """The page of frames this (valid) query names, and the cursor of the next page."""
-        rows, last = self.matching().page(self.cleaned_data["limit"])
-        return rows, Cursor(last.captured_at, last.frame_id) if last else None
-
-    def matching(self) -> FrameQuerySet:
-        """Every frame after the cursor that passes all the given filters."""
-        data = self.cleaned_data
-        query = Frame.objects.all()
-        if data["frame_id"]:
-            query = query.with_frame_id(data["frame_id"])
-        if data["trace_id"]:
-            query = query.filter(trace_id=data["trace_id"])
-        if data["camera"]:
-            query = query.filter(camera_id=data["camera"])
-        if data["status"]:
-            query = query.filter(status=data["status"])
-        if data["since"]:
-            query = query.filter(captured_at__gte=data["since"])
-        if data["until"]:
-            query = query.filter(captured_at__lt=data["until"])
-        if data["cursor"]:
-            query = query.before(data["cursor"].captured_at, data["cursor"].frame_id)
-        return query
-
 
 WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
@@ -191,32 +172,6 @@ class ReportQuery(forms.Form):
         if since and until and since > until:
             raise ValidationError("since must not be later than until")
         return data
-
-    def report(self) -> Report:
-        data = self.cleaned_data
-        frames = Frame.objects.all()
-        if data["camera"]:
-            frames = frames.filter(camera_id=data["camera"])
-        in_window = frames.filter(captured_at__gte=data["since"], captured_at__lt=data["until"])
-        cameras = [
-            CameraReport(**camera, gaps=in_window.sequence_gaps(camera["camera_id"], limit=20))
-            for camera in frames.camera_overview(data["since"], data["until"])
-        ]
-        return {
-            "since": data["since"].isoformat(),
-            "until": data["until"].isoformat(),
-            "cameras": cameras,
-        }
-
-
-class CameraReport(CameraOverview):
-    gaps: list[tuple[int, int]]  # the first runs of lost sequence numbers
-
-
-class Report(TypedDict):
-    since: str
-    until: str
-    cameras: list[CameraReport]
 
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

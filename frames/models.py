@@ -5,73 +5,72 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypedDict, cast
 
 from django.conf import settings
 from django.db import connection, models
-from django.db.models import Count, F, Max, Min, Q, Window
-from django.db.models.functions import Lag
+from django.db.models import Q
 
 from frame_tracking.metadata import StageTiming
+from frame_tracking.status import (
+    FINAL_STATUSES,
+    PIPELINE_STAGES,
+    REASONS,
+    FrameStatus,
+    Reason,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from frame_tracking import FrameMetadata
     from frame_tracking.identity import FrameID
 
-# The order in which a frame passes the stages; a journey lists them in this order.
-STAGES = ("capture", "buffer", "process", "store")
+# A journey lists the stages in the order a frame passes them.
+STAGES = tuple(stage.value for stage in PIPELINE_STAGES)
+
+
+# Keywords the API's JSON Schema adds to a field's type (frames/schema.py).
+IsoTime = Annotated[str, {"format": "date-time", "description": "ISO-8601, UTC"}]
 
 
 class FrameDict(TypedDict):
+    """A frame as the API shows it: the model's to_dict() and the OpenAPI `Frame` schema."""
+
     frame_id: str
     camera_id: str
-    sequence: int
-    captured_at: str
-    status: str
-    reason: str
-    stage: str
+    sequence: Annotated[int, {"description": "per camera; -1 when the frame id did not parse"}]
+    captured_at: IsoTime
+    status: Annotated[FrameStatus, {"enum": list(FINAL_STATUSES)}]
+    reason: Annotated[Reason | Literal[""], {"description": "why it was dropped or failed"}]
+    stage: Annotated[Stage | Literal[""], {"description": "the stage that decided the status"}]
     error: str
     source: str
     width: int | None
     height: int | None
     format: str
     size_bytes: int | None
-    trace_id: str
-    span_id: str
-    latency_ms: float | None
-    timings: dict[str, StageTiming]
-    results: dict[str, Any]
+    trace_id: Annotated[str, {"pattern": "^([0-9a-f]{32})?$"}]
+    span_id: Annotated[str, {"description": "the frame's root span, capture_frame"}]
+    latency_ms: Annotated[float | None, {"description": "capture to final status, ms"}]
+    timings: Annotated[
+        dict[str, StageTiming],
+        {"description": "stage -> {queued_at, started_at, ended_at}, epoch s"},
+    ]
+    results: Annotated[dict[str, dict[str, Any]], {"description": "processor name -> its result"}]
+    jaeger_url: Annotated[str | None, {"format": "uri"}]
 
 
 class JourneyStage(TypedDict):
     stage: str
-    queued_at: str | None  # ISO-8601 UTC; None for capture, which has no queue
-    start: str | None
-    end: str | None
-    duration_ms: float | None  # end - start
-    queue_wait_ms: float | None  # start - queued_at: time spent waiting in the stage's queue
+    queued_at: Annotated[str | None, {"format": "date-time", "description": "None for capture"}]
+    start: Annotated[str | None, {"format": "date-time"}]
+    end: Annotated[str | None, {"format": "date-time"}]
+    duration_ms: Annotated[float | None, {"description": "end - start, ms"}]
+    queue_wait_ms: Annotated[float | None, {"description": "start - queued_at: queue wait, ms"}]
 
 
 class FrameDetailDict(FrameDict):
     journey: list[JourneyStage]
-    jaeger_url: str | None
-
-
-class CameraOverview(TypedDict):
-    camera_id: str
-    frames: int
-    fps: float
-    stored: int
-    dropped: int
-    dropped_by_reason: dict[str, int]
-    failed: int
-    lost: int  # sequence numbers in the window with no row at all
-    captured: int  # frames + lost
-    loss_pct: float
-    # capture -> final status, over the stored frames
-    p50_latency_ms: float | None
-    p95_latency_ms: float | None
-    p99_latency_ms: float | None
 
 
 class StageEpochs(NamedTuple):
@@ -102,32 +101,6 @@ def _ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round((end - start) * 1000, 3)
 
 
-def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
-    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
-
-
-PERCENTILES = (0.5, 0.95, 0.99)
-
-
-class PercentileCont(models.Aggregate):
-    """PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY expr), PostgreSQL only."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = models.FloatField()
-
-    def __init__(self, expression: str, fraction: float) -> None:
-        # A float literal, not user input: interpolating it into the SQL is safe.
-        super().__init__(expression, fraction=float(fraction))
-
-
 class FrameQuerySet(models.QuerySet["Frame"]):
     def with_frame_id(self, frame_id: FrameID) -> FrameQuerySet:
         # The id carries the capture time, so the lookup names the row's (future) partition.
@@ -145,6 +118,27 @@ class FrameQuerySet(models.QuerySet["Frame"]):
         return self.filter(captured_at__lte=captured_at).filter(
             Q(captured_at__lt=captured_at) | Q(frame_id__lt=frame_id)
         )
+
+    def matching(
+        self,
+        *,
+        frame_id: FrameID | None = None,
+        trace_id: str = "",
+        camera: str = "",
+        status: str = "",
+        reason: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> FrameQuerySet:
+        """The frames that pass all the given filters (GET /frames)."""
+        query = self.with_frame_id(frame_id) if frame_id else self
+        exact = {"trace_id": trace_id, "camera_id": camera, "status": status, "reason": reason}
+        query = query.filter(**{field: value for field, value in exact.items() if value})
+        if since:
+            query = query.filter(captured_at__gte=since)
+        if until:
+            query = query.filter(captured_at__lt=until)
+        return query
 
     def page(self, limit: int) -> tuple[list[Frame], Frame | None]:
         """Up to limit frames, newest first, and the last of them if more follow."""
@@ -174,107 +168,25 @@ class FrameQuerySet(models.QuerySet["Frame"]):
             cursor.execute(sql)
             return [row[0] for row in cursor.fetchall()]
 
-    def camera_overview(self, since: datetime, until: datetime) -> list[CameraOverview]:
-        """Per camera, frames captured in [since, until): rates, outcomes, loss and p95 latency."""
-        window = self.filter(captured_at__gte=since, captured_at__lt=until)
-        seconds = max((until - since).total_seconds(), 1e-9)
-        reasons = window._dropped_by_reason()
-        latencies = window._stored_latency_percentiles_by_camera()
-        overview: list[CameraOverview] = []
-        for row in window._outcomes_by_camera():
-            # A gap in the per-camera sequence is a frame that never reached any end.
-            lost = max(row["last"] - row["first"] + 1 - row["frames"], 0)
-            p50, p95, p99 = latencies.get(row["camera_id"], (None, None, None))
-            overview.append(
-                {
-                    "camera_id": row["camera_id"],
-                    "frames": row["frames"],
-                    "fps": round(row["frames"] / seconds, 3),
-                    "stored": row["stored"],
-                    "dropped": row["dropped"],
-                    "dropped_by_reason": reasons.get(row["camera_id"], {}),
-                    "failed": row["failed"],
-                    "lost": lost,
-                    "captured": row["frames"] + lost,
-                    "loss_pct": round(100 * lost / (row["frames"] + lost), 3),
-                    "p50_latency_ms": p50,
-                    "p95_latency_ms": p95,
-                    "p99_latency_ms": p99,
-                }
-            )
-        return overview
-
-    def sequence_gaps(self, camera_id: str, limit: int = 100) -> list[tuple[int, int]]:
-        """The first `limit` runs of sequence numbers with no row: (first, last) lost."""
-        rows = (
-            self.filter(camera_id=camera_id, sequence__gte=0)
-            .annotate(previous=Window(Lag("sequence"), order_by=F("sequence").asc()))
-            .filter(sequence__gt=F("previous") + 1)
-            .order_by("sequence")
-            .values_list("previous", "sequence")[:limit]
-        )
-        return [(previous + 1, sequence - 1) for previous, sequence in rows]
-
-    def _outcomes_by_camera(self) -> Iterable[dict[str, Any]]:
-        return (
-            self.order_by("camera_id")
-            .values("camera_id")
-            .annotate(
-                frames=Count("id"),
-                stored=Count("id", filter=Q(status=Frame.Status.STORED)),
-                dropped=Count("id", filter=Q(status=Frame.Status.DROPPED)),
-                failed=Count("id", filter=Q(status=Frame.Status.FAILED)),
-                first=Min("sequence"),
-                last=Max("sequence"),
-            )
-        )
-
-    def _dropped_by_reason(self) -> dict[str, dict[str, int]]:
-        rows = (
-            self.filter(status=Frame.Status.DROPPED)
-            .order_by()
-            .values_list("camera_id", "reason")
-            .annotate(n=Count("id"))
-        )
-        reasons: dict[str, dict[str, int]] = {}
-        for camera_id, reason, n in rows:
-            reasons.setdefault(camera_id, {})[reason or "unknown"] = n
-        return reasons
-
-    def _stored_latency_percentiles_by_camera(self) -> dict[str, tuple[float | None, ...]]:
-        measured = self.filter(status=Frame.Status.STORED, latency_ms__isnull=False).order_by()
-        if connection.vendor == "postgresql":
-            rows = measured.values("camera_id").annotate(
-                **{f"p{int(f * 100)}": PercentileCont("latency_ms", f) for f in PERCENTILES}
-            )
-            return {row["camera_id"]: (row["p50"], row["p95"], row["p99"]) for row in rows}
-        latencies: dict[str, list[float]] = {}
-        for camera_id, latency in measured.values_list("camera_id", "latency_ms"):
-            if latency is not None:
-                latencies.setdefault(camera_id, []).append(latency)
-        return {
-            camera: tuple(percentile_cont(values, f) for f in PERCENTILES)
-            for camera, values in latencies.items()
-        }
-
 
 UNIQUE = ("id", "frame_id", "captured_at")
 
 
-class Frame(models.Model):
-    class Status(models.TextChoices):
-        STORED = "stored"
-        DROPPED = "dropped"
-        FAILED = "failed"
+def choices(values: Iterable[str]) -> list[tuple[str, str]]:
+    return [(str(value), str(value)) for value in values]
 
+
+class Frame(models.Model):
     frame_id = models.CharField(max_length=160)
     camera_id = models.CharField(max_length=64)
     sequence = models.BigIntegerField()
     # The partition key to be: every unique key includes it (see docs/ARCHITECTURE.md).
     captured_at = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=Status.choices)
-    reason = models.CharField(max_length=64, blank=True)  # why it was dropped or failed
-    stage = models.CharField(max_length=16, blank=True)  # the stage that decided the status
+    status = models.CharField(max_length=16, choices=choices(FINAL_STATUSES))
+    # why it was dropped or failed; "" for a stored frame
+    reason = models.CharField(max_length=64, blank=True, choices=choices(REASONS))
+    # the stage that decided the status
+    stage = models.CharField(max_length=16, blank=True, choices=choices(Stage))
     error = models.TextField(blank=True)
     source = models.CharField(max_length=255, blank=True)
     width = models.PositiveIntegerField(null=True)
@@ -306,6 +218,13 @@ class Frame(models.Model):
             models.Index(fields=["camera_id", "captured_at", "frame_id"], name="frame_camera_time"),
             # GET /frames?status=… pages (keyset on captured_at, frame_id), admin status filter.
             models.Index(fields=["status", "captured_at", "frame_id"], name="frame_status_time_id"),
+            # GET /frames?reason=… pages and the admin reason filter. Partial: stored frames,
+            # nearly every row, have no reason and cost this index nothing.
+            models.Index(
+                fields=["reason", "captured_at", "frame_id"],
+                name="frame_reason_time_id",
+                condition=~Q(reason=""),
+            ),
             # GET /frames with only since/until or no filter, the admin changelist's default
             # order and date filter, and the camera overview's time window.
             models.Index(fields=["captured_at", "frame_id"], name="frame_time"),
@@ -337,8 +256,8 @@ class Frame(models.Model):
         frames = list(
             {meta.frame_id: cls.from_metadata(meta, finished_at) for meta in metas}.values()
         )
-        stored = [frame for frame in frames if frame.status == cls.Status.STORED]
-        ended_otherwise = [frame for frame in frames if frame.status != cls.Status.STORED]
+        stored = [frame for frame in frames if frame.status == FrameStatus.STORED]
+        ended_otherwise = [frame for frame in frames if frame.status != FrameStatus.STORED]
         if stored:
             Frame.objects.bulk_create(
                 stored,
@@ -359,9 +278,9 @@ class Frame(models.Model):
             camera_id=meta.camera_id or "",
             # -1: a frame whose id does not parse and whose record had no sequence either.
             sequence=meta.sequence if meta.sequence is not None else -1,
-            status=meta.status,
-            reason=meta.reason,
-            stage=meta.stage,
+            status=meta.status.value,
+            reason=meta.reason.value if meta.reason else "",
+            stage=meta.stage.value if meta.stage else "",
             error=meta.error,
             source=meta.source,
             width=meta.width,
@@ -412,26 +331,16 @@ class Frame(models.Model):
         ]
 
     def to_detail_dict(self) -> FrameDetailDict:
-        return {**self.to_dict(), "journey": self.journey(), "jaeger_url": self.jaeger_url}
+        return {**self.to_dict(), "journey": self.journey()}
 
     def to_dict(self) -> FrameDict:
-        return {
-            "frame_id": self.frame_id,
-            "camera_id": self.camera_id,
-            "sequence": self.sequence,
-            "captured_at": self.captured_at.isoformat(),
-            "status": self.status,
-            "reason": self.reason,
-            "stage": self.stage,
-            "error": self.error,
-            "source": self.source,
-            "width": self.width,
-            "height": self.height,
-            "format": self.format,
-            "size_bytes": self.size_bytes,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "latency_ms": self.latency_ms,
-            "timings": self.timings,
-            "results": self.results,
-        }
+        """The FrameDict's keys, read off this frame: the shape is declared once, above."""
+        return cast(FrameDict, {key: _json(getattr(self, key)) for key in FRAME_KEYS})
+
+
+FRAME_KEYS = tuple(FrameDict.__annotations__)
+
+
+def _json(value: Any) -> Any:
+    # Django's JSON encoder would cut a datetime to milliseconds: frames need microseconds.
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -1,14 +1,42 @@
-"""The OpenAPI 3 description of the /frames API, served at /frames/openapi.json.
+"""The OpenAPI 3.1 description of the /frames API, served at /frames/openapi.json.
 
-Hand-written: the API is three endpoints. tests/test_api_openapi.py checks that its
-parameters are exactly the ones the FrameQuery form accepts, so the two cannot drift.
+The paths and parameters are written here; every response schema is generated from the
+TypedDict the code returns (frames/schema.py), so a frame's shape is declared once.
+tests/test_api_openapi.py checks the parameters against the forms and validates real
+responses against the schemas.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
+from frame_tracking.status import FINAL_STATUSES, REASONS
 from frames.forms import DEFAULT_LIMIT, MAX_LIMIT
+from frames.models import FrameDetailDict, FrameDict
+from frames.report import Report
+from frames.schema import json_schema
+
+
+class FramePage(TypedDict):
+    frames: list[FrameDict]
+    next: Annotated[
+        str | None, {"description": "Pass as cursor for the next page; null on the last"}
+    ]
+
+
+class ApiError(TypedDict):
+    error: str
+
+
+# Each response body's type, by its name under components/schemas.
+SCHEMAS: dict[str, Any] = {
+    "Frame": FrameDict,
+    "FrameDetail": FrameDetailDict,
+    "FramePage": FramePage,
+    "Report": Report,
+    "Error": ApiError,
+}
+REFS = {FrameDict: "#/components/schemas/Frame"}
 
 FRAME_ID_PATTERN = r"^\d{8}T\d{6}\.\d{6}Z_[A-Za-z0-9.-]{1,64}_\d{12}_[0-9a-f]{8}$"
 
@@ -23,56 +51,16 @@ def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
     }
 
 
-def _error(description: str) -> dict[str, Any]:
+def _json(description: str, schema: str) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
 
 
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-_NULLABLE_STRING = {"type": ["string", "null"]}
+def _error(description: str) -> dict[str, Any]:
+    return _json(description, "Error")
 
-_FRAME = {
-    "type": "object",
-    "required": ["frame_id", "camera_id", "sequence", "captured_at", "status", "trace_id"],
-    "properties": {
-        "frame_id": {"type": "string", "pattern": FRAME_ID_PATTERN},
-        "camera_id": {"type": "string"},
-        "sequence": {"type": "integer"},
-        "captured_at": {"type": "string", "format": "date-time"},
-        "status": {"type": "string", "enum": ["stored", "dropped", "failed"]},
-        "reason": {"type": "string", "description": "why it was dropped or failed"},
-        "stage": {"type": "string", "description": "the stage that decided the status"},
-        "error": {"type": "string"},
-        "source": {"type": "string"},
-        "width": {"type": ["integer", "null"]},
-        "height": {"type": ["integer", "null"]},
-        "format": {"type": "string"},
-        "size_bytes": {"type": ["integer", "null"]},
-        "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-        "span_id": {"type": "string"},
-        "latency_ms": {**_NULLABLE_NUMBER, "description": "capture to final status"},
-        "timings": {
-            "type": "object",
-            "description": "stage -> {queued_at, started_at, ended_at}, epoch seconds",
-        },
-        "results": {"type": "object", "description": "processor name -> its result"},
-        "jaeger_url": {**_NULLABLE_STRING, "format": "uri"},
-    },
-}
-
-_STAGE = {
-    "type": "object",
-    "properties": {
-        "stage": {"type": "string", "enum": ["capture", "buffer", "process", "store"]},
-        "queued_at": {**_NULLABLE_STRING, "format": "date-time"},
-        "start": {**_NULLABLE_STRING, "format": "date-time"},
-        "end": {**_NULLABLE_STRING, "format": "date-time"},
-        "duration_ms": _NULLABLE_NUMBER,
-        "queue_wait_ms": {**_NULLABLE_NUMBER, "description": "start - queued_at"},
-    },
-}
 
 _AUTH_ERRORS = {
     "401": _error("No credentials (header WWW-Authenticate: Bearer)"),
@@ -97,7 +85,8 @@ OPENAPI: dict[str, Any] = {
                     _query("trace_id", "The frame's trace id", pattern="^[0-9a-f]{32}$"),
                     _query("frame_id", "An exact frame id", pattern=FRAME_ID_PATTERN),
                     _query("camera", "A camera id", pattern="^[A-Za-z0-9.-]{1,64}$"),
-                    _query("status", "Final status", enum=["stored", "dropped", "failed"]),
+                    _query("status", "Final status", enum=list(FINAL_STATUSES)),
+                    _query("reason", "Why it was dropped or failed", enum=list(REASONS)),
                     _query("since", "captured_at >= since (ISO-8601)", format="date-time"),
                     _query("until", "captured_at < until (ISO-8601)", format="date-time"),
                     {
@@ -110,14 +99,7 @@ OPENAPI: dict[str, Any] = {
                     _query("cursor", "The `next` of the previous page (opaque)"),
                 ],
                 "responses": {
-                    "200": {
-                        "description": "A page of frames",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/FramePage"}
-                            }
-                        },
-                    },
+                    "200": _json("A page of frames", "FramePage"),
                     "400": _error("A malformed, unknown or repeated parameter"),
                     **_AUTH_ERRORS,
                 },
@@ -136,14 +118,7 @@ OPENAPI: dict[str, Any] = {
                     }
                 ],
                 "responses": {
-                    "200": {
-                        "description": "The frame",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/FrameDetail"}
-                            }
-                        },
-                    },
+                    "200": _json("The frame", "FrameDetail"),
                     "400": _error("Not a frame id, or a query parameter was given"),
                     "404": _error("No such frame"),
                     **_AUTH_ERRORS,
@@ -167,7 +142,7 @@ OPENAPI: dict[str, Any] = {
                     _query("until", "ISO-8601 timestamp or age; default now"),
                 ],
                 "responses": {
-                    "200": {"description": "The report", "content": {"application/json": {}}},
+                    "200": _json("The report", "Report"),
                     "400": _error("A malformed, unknown or repeated parameter"),
                     **_AUTH_ERRORS,
                 },
@@ -187,35 +162,6 @@ OPENAPI: dict[str, Any] = {
             "bearer": {"type": "http", "scheme": "bearer"},
             "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
         },
-        "schemas": {
-            "Frame": _FRAME,
-            "FramePage": {
-                "type": "object",
-                "required": ["frames", "next"],
-                "properties": {
-                    "frames": {"type": "array", "items": {"$ref": "#/components/schemas/Frame"}},
-                    "next": {
-                        **_NULLABLE_STRING,
-                        "description": "Pass as cursor for the next page; null on the last",
-                    },
-                },
-            },
-            "FrameDetail": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/Frame"},
-                    {
-                        "type": "object",
-                        "properties": {
-                            "journey": {"type": "array", "items": _STAGE},
-                        },
-                    },
-                ]
-            },
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {"error": {"type": "string"}},
-            },
-        },
+        "schemas": {name: json_schema(shape, REFS) for name, shape in SCHEMAS.items()},
     },
 }

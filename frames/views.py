@@ -11,7 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
 from frame_tracking.identity import FrameID
-from frames.forms import FrameQuery, ReportQuery
+from frames import report
+from frames.forms import Cursor, FrameQuery, ReportQuery
 from frames.models import Frame
 from frames.openapi import OPENAPI
 
@@ -89,11 +90,16 @@ def frame_list(request: HttpRequest) -> JsonResponse:
     form = FrameQuery(request.GET)
     if problem := query_problem(request, form):
         return error(problem)
-    frames, cursor = form.page()
+    filters = dict(form.cleaned_data)
+    limit, cursor = filters.pop("limit"), filters.pop("cursor")
+    frames = Frame.objects.matching(**filters)
+    if cursor:
+        frames = frames.before(cursor.captured_at, cursor.frame_id)
+    rows, last = frames.page(limit)
     return JsonResponse(
         {
-            "frames": [{**f.to_dict(), "jaeger_url": f.jaeger_url} for f in frames],
-            "next": cursor.encode() if cursor else None,
+            "frames": [frame.to_dict() for frame in rows],
+            "next": Cursor(last.captured_at, last.frame_id).encode() if last else None,
         }
     )
 
@@ -119,7 +125,7 @@ def frame_report(request: HttpRequest) -> JsonResponse:
     form = ReportQuery(request.GET)
     if problem := query_problem(request, form):
         return error(problem)
-    return JsonResponse(form.report())
+    return JsonResponse(report.window_report(**form.cleaned_data))
 
 
 @get_only

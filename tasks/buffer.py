@@ -5,18 +5,20 @@ from __future__ import annotations
 from django.conf import settings
 
 from detektr_project.celery import app
-from frame_tracking import FrameMetadata
+from frame_tracking import DropReason, FrameMetadata, Stage
 from frame_tracking.metadata import FrameMetadataDict
 from tasks import frame_bytes
-from tasks.stage import drop, run_stage
+from tasks.stage import run_stage
 
 
 def admit(meta: FrameMetadata) -> None:
     size = frame_bytes.frame_size(meta.frame_id)
     if size == 0:
-        drop(meta, "buffer", "missing_bytes", "frame bytes expired or were never parked")
+        meta.drop(
+            Stage.BUFFER, DropReason.MISSING_BYTES, "frame bytes expired or were never parked"
+        )
     elif size > settings.FRAME_MAX_BYTES:
-        drop(meta, "buffer", "invalid", f"{size} bytes is over FRAME_MAX_BYTES")
+        meta.drop(Stage.BUFFER, DropReason.INVALID, f"{size} bytes is over FRAME_MAX_BYTES")
 
 
 @app.task(
@@ -25,4 +27,4 @@ def admit(meta: FrameMetadata) -> None:
     **frame_bytes.RETRY_POLICY,
 )
 def buffer(payload: FrameMetadataDict) -> FrameMetadataDict:
-    return run_stage("buffer", payload, admit)
+    return run_stage(Stage.BUFFER, payload, admit)

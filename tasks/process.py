@@ -10,11 +10,11 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from detektr_project.celery import app
-from frame_tracking import FrameMetadata
+from frame_tracking import DropReason, FailReason, FrameMetadata, Stage
 from frame_tracking.metadata import FrameMetadataDict
 from tasks import frame_bytes
 from tasks.processors import BaseProcessor, ProcessorError
-from tasks.stage import drop, fail, run_stage
+from tasks.stage import run_stage
 
 
 @cache
@@ -25,11 +25,12 @@ def processors() -> tuple[BaseProcessor, ...]:
 def analyse(meta: FrameMetadata) -> None:
     data = frame_bytes.load(meta.frame_id)
     if data is None:
-        drop(meta, "process", "missing_bytes", "frame bytes expired before processing")
+        meta.drop(Stage.PROCESS, DropReason.MISSING_BYTES, "frame bytes expired before processing")
         return
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        fail(meta, "process", "corrupt_frame", f"{len(data)} bytes do not decode as an image")
+        detail = f"{len(data)} bytes do not decode as an image"
+        meta.fail(Stage.PROCESS, FailReason.CORRUPT_FRAME, detail)
         return
     errors = []
     for processor in processors():
@@ -39,7 +40,7 @@ def analyse(meta: FrameMetadata) -> None:
             meta.results[processor.name] = {"error": str(exc)}
             errors.append(f"{processor.name}: {exc}")
     if errors:
-        fail(meta, "process", "processor_error", "; ".join(errors))
+        meta.fail(Stage.PROCESS, FailReason.PROCESSOR_ERROR, "; ".join(errors))
 
 
 @app.task(
@@ -48,4 +49,4 @@ def analyse(meta: FrameMetadata) -> None:
     **frame_bytes.RETRY_POLICY,
 )
 def process(payload: FrameMetadataDict) -> FrameMetadataDict:
-    return run_stage("process", payload, analyse)
+    return run_stage(Stage.PROCESS, payload, analyse)

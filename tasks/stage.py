@@ -9,28 +9,19 @@ import redis
 from django.conf import settings
 from opentelemetry import trace
 
-from frame_tracking import FrameID, FrameMetadata
+from frame_tracking import DropReason, FailReason, FrameID, FrameMetadata, FrameStatus, Stage
 from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import QUEUE_WAIT_SECONDS, STAGE_SECONDS, TRACE_BREAKS
 from tasks import frame_bytes
 
-PREVIOUS_STAGE = {"buffer": "capture", "process": "buffer", "store": "process"}
+PREVIOUS_STAGE = {
+    Stage.BUFFER: Stage.CAPTURE,
+    Stage.PROCESS: Stage.BUFFER,
+    Stage.STORE: Stage.PROCESS,
+}
 
 
-def drop(meta: FrameMetadata, stage: str, reason: str, detail: str = "") -> None:
-    """Mark the frame dropped; later stages skip it and store records why."""
-    meta.status, meta.stage, meta.reason, meta.error = "dropped", stage, reason, detail
-    trace.get_current_span().set_attributes({"frame.status": "dropped", "frame.reason": reason})
-
-
-def fail(meta: FrameMetadata, stage: str, reason: str, error: str) -> None:
-    meta.status, meta.stage, meta.reason, meta.error = "failed", stage, reason, error
-    span = trace.get_current_span()
-    span.set_attributes({"frame.status": "failed", "frame.reason": reason})
-    span.set_status(trace.Status(trace.StatusCode.ERROR, error))
-
-
-def note_trace_break(meta: FrameMetadata, stage: str, span: trace.Span) -> None:
+def note_trace_break(meta: FrameMetadata, stage: Stage, span: trace.Span) -> None:
     """A task whose headers lost the frame's context runs in a new trace: count it, and tag
     the span with the frame's own trace id so the two can still be found together."""
     frame_trace = meta.trace_context.trace_id if meta.trace_context else None
@@ -40,7 +31,7 @@ def note_trace_break(meta: FrameMetadata, stage: str, span: trace.Span) -> None:
         span.set_attribute("frame.trace_id", frame_trace)
 
 
-def stale_detail(stage: str) -> str:
+def stale_detail(stage: Stage) -> str:
     """Why, with the queue's depth behind it: paid only by frames that are dropped."""
     detail = f"older than {settings.FRAME_MAX_AGE_SECONDS:g}s when {stage} picked it up"
     try:
@@ -54,7 +45,7 @@ def is_stale(meta: FrameMetadata, now: float) -> bool:
 
 
 def run_stage(
-    stage: str, payload: FrameMetadataDict, work: Callable[[FrameMetadata], None]
+    stage: Stage, payload: FrameMetadataDict, work: Callable[[FrameMetadata], None]
 ) -> FrameMetadataDict:
     """Run one stage's work on a frame that is still live and return the payload for the next."""
     started = time.time()
@@ -65,15 +56,22 @@ def run_stage(
     timing["started_at"] = started
     span = trace.get_current_span()
     span.set_attributes(
-        {"frame.id": str(meta.frame_id), "camera.id": meta.camera_id or "", "pipeline.stage": stage}
+        {
+            "frame.id": str(meta.frame_id),
+            "camera.id": meta.camera_id or "",
+            "pipeline.stage": stage.value,
+        }
     )
     note_trace_break(meta, stage, span)
     QUEUE_WAIT_SECONDS.labels(stage).observe(max(0.0, started - timing["queued_at"]))
-    if meta.status == "captured" and not isinstance(meta.frame_id, FrameID):
-        fail(meta, stage, "invalid_frame_id", f"frame id {meta.frame_id!r:.200} does not parse")
-    elif meta.status == "captured" and stage != "store" and is_stale(meta, started):
-        drop(meta, stage, "stale", stale_detail(stage))
-    if meta.status == "captured" or stage == "store":
+    live = meta.status is FrameStatus.CAPTURED
+    if live and not isinstance(meta.frame_id, FrameID):
+        meta.fail(
+            stage, FailReason.INVALID_FRAME_ID, f"frame id {meta.frame_id!r:.200} does not parse"
+        )
+    elif live and stage is not Stage.STORE and is_stale(meta, started):
+        meta.drop(stage, DropReason.STALE, stale_detail(stage))
+    if meta.status is FrameStatus.CAPTURED or stage is Stage.STORE:
         work(meta)
     timing["ended_at"] = time.time()
     STAGE_SECONDS.labels(stage).observe(timing["ended_at"] - started)

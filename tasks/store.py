@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from detektr_project.celery import app
-from frame_tracking import FrameMetadata
+from frame_tracking import FrameMetadata, Stage
 from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED
 from frames.models import Frame
@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def record(meta: FrameMetadata) -> None:
-    if meta.status == "captured":
-        meta.status, meta.stage = "stored", "store"
+    meta.finish()
     finished_at = datetime.now(tz=UTC)
     Frame.record(meta, finished_at=finished_at)
     frame_bytes.release(meta.frame_id, meta.camera_id or "", keep_bytes=settings.FRAME_KEEP_BYTES)
@@ -31,8 +30,9 @@ def record(meta: FrameMetadata) -> None:
 
 def count_finished(metas: list[FrameMetadata], finished_at: datetime) -> None:
     for meta in metas:
-        FRAMES_FINISHED.labels(meta.camera_id, meta.status, meta.reason).inc()
-        END_TO_END_SECONDS.labels(meta.camera_id, meta.status).observe(
+        reason = meta.reason.value if meta.reason else ""
+        FRAMES_FINISHED.labels(meta.camera_id, meta.status.value, reason).inc()
+        END_TO_END_SECONDS.labels(meta.camera_id, meta.status.value).observe(
             (finished_at - meta.timestamp).total_seconds()
         )
 
@@ -44,7 +44,7 @@ def count_finished(metas: list[FrameMetadata], finished_at: datetime) -> None:
     **RETRY_POLICY,
 )
 def store(payload: FrameMetadataDict) -> dict[str, str]:
-    result = run_stage("store", payload, record)
+    result = run_stage(Stage.STORE, payload, record)
     return {"frame_id": result["frame_id"], "status": result["status"]}
 
 

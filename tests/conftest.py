@@ -12,7 +12,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from frame_tracking import FrameID, FrameMetadata, StageTiming, TraceContext
+from frame_tracking import FrameID, FrameMetadata, FrameStatus, Stage, StageTiming, TraceContext
+from frame_tracking.status import parse_reason
 from frames.models import Frame
 from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera
 
@@ -44,6 +45,8 @@ class FrameFactory:
         sequence: int | None = None,
         captured_at: datetime | None = None,
         status: str = "stored",
+        reason: str = "",
+        stage: str = "",
         latency_ms: float = 40.0,
         nonce: str = "0000abcd",
         **fields: Any,
@@ -57,7 +60,9 @@ class FrameFactory:
             camera_id=camera_id,
             sequence=sequence,
             trace_context=TraceContext.generate(),
-            status=status,
+            status=FrameStatus(status),
+            reason=parse_reason(reason),
+            stage=Stage(stage) if stage else None,
             **{"timings": stage_timings(captured_at), **fields},
         )
         return Frame.record(meta, finished_at=captured_at + timedelta(milliseconds=latency_ms))

@@ -11,8 +11,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from frame_tracking.status import REASONS
 from frames.admin import waterfall
-from frames.models import Frame, StageEpochs, percentile_cont
+from frames.models import Frame, StageEpochs
+from frames.report import overview, percentile_cont
 from tests.conftest import BASE_TIME, FrameFactory
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +79,18 @@ def test_it_filters_by_camera_status_and_date(admin: Client, frame_factory: Fram
         CHANGELIST, {"captured_at__gte": today.isoformat(), "captured_at__lt": tomorrow.isoformat()}
     ).content.decode()
     assert a.frame_id in by_date and b.frame_id not in by_date
+
+
+def test_it_filters_by_reason_with_every_reason_offered(
+    admin: Client, frame_factory: FrameFactory
+) -> None:
+    stale = frame_factory(status="dropped", reason="stale", stage="buffer")
+    shed = frame_factory(status="dropped", reason="backpressure", stage="capture")
+    html = admin.get(CHANGELIST).content.decode()
+    for reason in REASONS:
+        assert f"?reason__exact={reason}" in html
+    by_reason = admin.get(CHANGELIST, {"reason__exact": "stale"}).content.decode()
+    assert stale.frame_id in by_reason and shed.frame_id not in by_reason
 
 
 def test_camera_ids_lists_each_camera_once_in_order(frame_factory: FrameFactory) -> None:
@@ -165,7 +179,7 @@ def test_postgres_p95_matches_the_python_fallback(frame_factory: FrameFactory) -
     start = datetime(2026, 11, 29, tzinfo=UTC)
     for i, latency in enumerate(latencies):
         frame_factory(captured_at=start + timedelta(seconds=i), latency_ms=latency)
-    (camera,) = Frame.objects.camera_overview(start, start + timedelta(minutes=1))
+    (camera,) = overview(Frame.objects.all(), start, start + timedelta(minutes=1))
     assert camera["p95_latency_ms"] == pytest.approx(percentile_cont(latencies, 0.95))
     assert percentile_cont(latencies, 0.95) == pytest.approx(202.0)
 

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from frames.forms import FrameQuery
+from frames.models import Frame
 from tests.conftest import BASE_TIME, FrameFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +111,13 @@ def test_it_filters_by_status(api_client: Client, frame_factory: FrameFactory) -
     failed = frame_factory(status="failed", error="boom", stage="process")
     assert ids(api_client.get("/frames", {"status": "dropped"})) == [dropped.frame_id]
     assert ids(api_client.get("/frames", {"status": "failed"})) == [failed.frame_id]
+
+
+def test_it_filters_by_reason(api_client: Client, frame_factory: FrameFactory) -> None:
+    frame_factory(status="stored")
+    stale = frame_factory(status="dropped", reason="stale", stage="buffer")
+    frame_factory(status="dropped", reason="backpressure", stage="capture")
+    assert ids(api_client.get("/frames", {"reason": "stale"})) == [stale.frame_id]
 
 
 def test_it_filters_by_time_since_inclusive_until_exclusive(
@@ -216,6 +224,11 @@ BAD_QUERIES = [
     ({"camera": "cam 01"}, "camera: must be 1-64 characters from A-Z a-z 0-9 . -"),
     ({"camera": "cam\x00"}, "camera: Null characters are not allowed."),
     ({"status": "lost"}, "status: must be one of stored, dropped, failed"),
+    (
+        {"reason": "backpresure"},
+        "reason: must be one of backpressure, stale, missing_bytes, invalid, "
+        "broker_unavailable, expired, corrupt_frame, processor_error, invalid_frame_id",
+    ),
     ({"since": "yesterday"}, f"since: {BAD_TIME}"),
     ({"until": "2026-11-31T00:00:00Z"}, f"until: {BAD_TIME}"),
     (
@@ -268,6 +281,7 @@ INDEXED_QUERIES = [
     ({"camera": "cam01", "since": "2026-11-28T00:00:00Z"}, ["frame_camera_time"], True),
     # Rare statuses are the ones worth filtering on; "stored" is most rows.
     ({"status": "failed"}, ["frame_status_time_id"], True),
+    ({"reason": "corrupt_frame"}, ["frame_reason_time_id"], True),
     ({}, ["frame_time"], True),
 ]
 
@@ -283,7 +297,9 @@ def fill_with_frames(rows: int, cameras: int) -> None:
             SELECT 'f' || n, 'cam' || (n %% %s), n, %s - n * interval '1 ms',
                 CASE WHEN n %% 100 = 0 THEN 'failed' WHEN n %% 10 = 0 THEN 'dropped'
                      ELSE 'stored' END,
-                '', '', '', '', '',
+                CASE WHEN n %% 100 = 0 THEN 'corrupt_frame' WHEN n %% 10 = 0 THEN 'backpressure'
+                     ELSE '' END,
+                '', '', '', '',
                 md5(n::text), '', '{}', '{}', '{}', now()
             FROM generate_series(1, %s) AS n
             """,
@@ -300,7 +316,8 @@ def test_each_filter_is_served_by_an_index(
     form = FrameQuery(query)
     assert form.is_valid(), form.errors
     # A later page: the keyset condition must be an index condition too, not a filter.
-    page = form.matching().before(BASE_TIME, FRAME_ID).newest_first()[:101]
+    filters = {k: v for k, v in form.cleaned_data.items() if k not in ("limit", "cursor")}
+    page = Frame.objects.matching(**filters).before(BASE_TIME, FRAME_ID).newest_first()[:101]
     with connection.cursor() as cursor:
         # Forbidding a sort shows whether the index also yields the newest-first order.
         cursor.execute(f"SET LOCAL enable_sort = {'off' if ordered_by_index else 'on'}")

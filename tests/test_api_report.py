@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from frames.report import run_report
 from tests.conftest import BASE_TIME, FrameFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +34,7 @@ def test_it_reports_outcomes_loss_and_latency_per_camera(api_client: Client, fra
     assert cam01["camera_id"] == "cam01"
     assert (cam01["captured"], cam01["stored"], cam01["dropped"], cam01["failed"]) == (10, 4, 2, 1)
     assert cam01["dropped_by_reason"] == {"backpressure": 1, "stale": 1}
+    assert cam01["failed_by_reason"] == {"corrupt_frame": 1}
     assert (cam01["lost"], cam01["loss_pct"]) == (3, 30.0)
     assert cam01["gaps"] == [[3, 4], [7, 7]]
     assert cam01["p50_latency_ms"] == pytest.approx(25.0)  # over the stored frames only
@@ -80,9 +82,36 @@ def test_the_command_prints_the_same_numbers(frames: None):
     assert "dropped  2   (backpressure 1, stale 1)" in text
     assert "lost     3   (30.0%)" in text
     assert "lost sequence numbers: 3-4, 7" in text
+    assert "failed   1   (corrupt_frame 1)" in text
     assert "p50 25.0 ms" in text
 
 
 def test_the_command_names_a_bad_argument():
     with pytest.raises(CommandError, match="--since: must be an ISO-8601"):
         call_command("frames_report", "--since", "last week")
+
+
+def test_two_captures_of_one_camera_show_as_duplicates_not_as_less_loss(
+    api_client: Client, frame_factory: FrameFactory
+):
+    for sequence in range(5):
+        frame_factory(camera_id="cam05", sequence=sequence)
+    for sequence in (2, 3, 4):  # a second process that reused the sequence numbers
+        frame_factory(camera_id="cam05", sequence=sequence, nonce="0000ffff")
+    frame_factory(camera_id="cam05", sequence=7)
+    (camera,) = api_client.get("/frames/report", {**WINDOW, "camera": "cam05"}).json()["cameras"]
+    assert (camera["captured"], camera["frames"], camera["duplicates"]) == (8, 9, 3)
+    assert (camera["lost"], camera["gaps"]) == (2, [[5, 6]])
+
+
+def test_a_run_counts_the_frames_it_lost_at_its_ends(frame_factory: FrameFactory):
+    for sequence in range(12, 18):
+        frame_factory(camera_id="cam06", sequence=sequence)
+    run = run_report("cam06", 10, 19)
+    assert (run["captured"], run["stored"], run["lost"], run["loss_pct"]) == (10, 6, 4, 40.0)
+    assert run["gaps"] == [(10, 11), (18, 19)]
+
+
+def test_a_run_with_no_rows_lost_every_frame(db: None):
+    run = run_report("cam07", 1, 5)
+    assert (run["captured"], run["frames"], run["lost"], run["gaps"]) == (5, 0, 5, [(1, 5)])

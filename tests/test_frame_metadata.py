@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.metadata import SCHEMA_VERSION
+from frame_tracking.status import REASONS, DropReason, FrameStatus, Reason, Stage
 
 FRAME_ID = "20261129T034500.123456Z_cam01_000000000042_9f3a1c2e"
 CAPTURED_AT = datetime(2026, 11, 29, 3, 45, 0, 123456, tzinfo=UTC)
@@ -38,9 +39,9 @@ def full_metadata() -> FrameMetadata:
         trace_context=TRACE,
         timings={"buffer": {"queued_at": 1795923900.2, "started_at": 1795923900.25}},
         results={"motion": {"score": 0.5, "boxes": [[1, 2, 3, 4]]}},
-        status="dropped",
-        reason="backpressure",
-        stage="buffer",
+        status=FrameStatus.DROPPED,
+        reason=DropReason.BACKPRESSURE,
+        stage=Stage.BUFFER,
     )
 
 
@@ -193,11 +194,19 @@ def test_span_attributes_leave_out_unknown_values() -> None:
     st.from_regex(r"[A-Za-z0-9.-]{1,64}", fullmatch=True),
     st.integers(min_value=0, max_value=10**12 - 1),
     st.one_of(st.none(), st.integers(min_value=0, max_value=2**31)),
+    st.one_of(st.none(), st.sampled_from(list(REASONS))),
     st.text(max_size=20),
 )
 def test_any_metadata_round_trips(
-    timestamp: datetime, camera_id: str, sequence: int, size: int | None, reason: str
+    timestamp: datetime,
+    camera_id: str,
+    sequence: int,
+    size: int | None,
+    reason: Reason | None,
+    error: str,
 ) -> None:
     frame_id = FrameID.from_parts(timestamp, camera_id, sequence, "0123abcd")
-    meta = FrameMetadata(frame_id=frame_id, timestamp=timestamp, size_bytes=size, reason=reason)
+    meta = FrameMetadata(
+        frame_id=frame_id, timestamp=timestamp, size_bytes=size, reason=reason, error=error
+    )
     assert FrameMetadata.from_json(meta.to_json()) == meta

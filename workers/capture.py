@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db.models import Max
 from opentelemetry import trace
 
-from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking import DropReason, FrameID, FrameMetadata, Stage, TraceContext
 from frame_tracking.metrics import (
     CAMERA_RECONNECTS,
     FRAMES_CAPTURED,
@@ -181,8 +181,8 @@ class CaptureWorker:
             return
         for frame_id in expired:
             meta = self.in_flight.pop(frame_id, None) or bare_metadata(frame_id)
-            meta.status, meta.stage, meta.reason = "dropped", "pipeline", "expired"
-            meta.error = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
+            detail = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
+            meta.drop(Stage.PIPELINE, DropReason.EXPIRED, detail)
             self.records.add(meta)
             self.stats.expired += 1
         # Frames well past the reaping age that were not reaped reached their end: forget
@@ -271,17 +271,15 @@ class CaptureWorker:
                     self.keep_undelivered(meta, f"{type(exc).__name__}: {exc}")
                     self.unpark(meta)
                 except (cv2.error, SourceError) as exc:  # an image OpenCV cannot encode
-                    meta.status, meta.stage, meta.reason = "dropped", "capture", "invalid"
-                    meta.error = f"{type(exc).__name__}: {exc}"
+                    meta.drop(Stage.CAPTURE, DropReason.INVALID, f"{type(exc).__name__}: {exc}")
                     self.records.add(meta)
             span.set_attributes(meta.to_span_attributes())
-            span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status})
+            span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status.value})
 
     def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
         if self.backpressure.shedding:
-            meta.status, meta.stage, meta.reason = "dropped", "capture", "backpressure"
-            meta.error = self.backpressure.describe()
             counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, None)
+            meta.drop(Stage.CAPTURE, DropReason.BACKPRESSURE, self.backpressure.describe())
             meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
             self.records.add(meta)  # sent with the next batch: shedding stays cheap
             self.stats.shed += 1
@@ -299,8 +297,7 @@ class CaptureWorker:
 
     def keep_undelivered(self, meta: FrameMetadata, why: str) -> None:
         log.warning("frame %s not handed over: %s", meta.frame_id, why)
-        meta.status, meta.stage, meta.reason = "dropped", "capture", "broker_unavailable"
-        meta.error = why
+        meta.drop(Stage.CAPTURE, DropReason.BROKER_UNAVAILABLE, why)
         self.records.add(meta)
         self.stats.undelivered += 1
 

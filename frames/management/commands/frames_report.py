@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from frames.forms import CameraReport, ReportQuery
+from frames import report
+from frames.forms import ReportQuery
 
 
 class Command(BaseCommand):
@@ -24,34 +25,7 @@ class Command(BaseCommand):
         if not form.is_valid():
             problems = "; ".join(f"--{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())
             raise CommandError(problems.replace("--__all__: ", ""))
-        report = form.report()
-        if options["json"]:
-            self.stdout.write(json.dumps(report, indent=2))
-            return
-        self.stdout.write(f"frames captured from {report['since']} to {report['until']}")
-        for camera in report["cameras"]:
-            self.stdout.write(describe(camera))
-        if not report["cameras"]:
-            self.stdout.write("no frames in this window")
-
-
-def describe(camera: CameraReport) -> str:
-    reasons = ", ".join(f"{r} {n}" for r, n in sorted(camera["dropped_by_reason"].items()))
-    lines = [
-        f"\ncamera {camera['camera_id']}",
-        f"  captured {camera['captured']}   ({camera['fps']} fps)",
-        f"  stored   {camera['stored']}",
-        f"  dropped  {camera['dropped']}" + (f"   ({reasons})" if reasons else ""),
-        f"  failed   {camera['failed']}",
-        f"  lost     {camera['lost']}   ({camera['loss_pct']}%)",
-    ]
-    latencies = (camera["p50_latency_ms"], camera["p95_latency_ms"], camera["p99_latency_ms"])
-    if None not in latencies:
-        p50, p95, p99 = latencies
-        lines.append(
-            f"  capture->stored latency  p50 {p50:.1f} ms  p95 {p95:.1f} ms  p99 {p99:.1f} ms"
+        window = report.window_report(**form.cleaned_data)
+        self.stdout.write(
+            json.dumps(window, indent=2) if options["json"] else report.render(window)
         )
-    if camera["gaps"]:
-        gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in camera["gaps"])
-        lines.append(f"  lost sequence numbers: {gaps}")
-    return "\n".join(lines)

@@ -11,17 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Max, Min
 
-from frames.forms import CameraReport
-from frames.management.commands.frames_report import describe
-from frames.models import Frame, FrameQuerySet
+from frames import report
+from frames.models import Frame
 
 
 class Command(BaseCommand):
@@ -45,11 +42,11 @@ class Command(BaseCommand):
             output = self.capture(options["camera"], source, options["seconds"])
             first, last = sequence_range(output)
             self.stdout.write(output.strip())
-            rows = self.wait_for(options["camera"], first, last, options["wait"])
+            self.wait_for(options["camera"], first, last, options["wait"])
         finally:
             if worker is not None:
                 stop(worker)
-        self.summarise(options["camera"], rows, last - first + 1)
+        self.summarise(options["camera"], first, last)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = Path(settings.BASE_DIR) / "var" / "demo-worker.log"
@@ -77,27 +74,24 @@ class Command(BaseCommand):
             raise CommandError(f"capture failed:\n{result.stderr}")
         return result.stdout
 
-    def wait_for(self, camera: str, first: int, last: int, timeout: float) -> FrameQuerySet:
+    def wait_for(self, camera: str, first: int, last: int, timeout: float) -> None:
         frames = Frame.objects.filter(camera_id=camera, sequence__range=(first, last))
         deadline = time.monotonic() + timeout
         while frames.count() < last - first + 1 and time.monotonic() < deadline:
             time.sleep(0.25)
-        return frames
 
-    def summarise(self, camera: str, frames: FrameQuerySet, captured: int) -> None:
+    def summarise(self, camera: str, first: int, last: int) -> None:
         """The frames_report figures for this run's frames."""
         write = self.stdout.write
-        window = frames.aggregate(since=Min("captured_at"), until=Max("captured_at"))
-        if window["since"] is None:
-            write(f"\nnone of the {captured} captured frames reached an end")
+        run = report.run_report(camera, first, last)
+        write(report.describe(run))
+        if unfinished := run["lost"]:
+            write(
+                f"  {unfinished} of the {run['captured']} captured frames have no final status yet"
+            )
+        sample = Frame.objects.filter(camera_id=camera, sequence__range=(first, last)).first()
+        if sample is None:
             return
-        until = window["until"] + timedelta(microseconds=1)
-        (overview,) = frames.camera_overview(window["since"], until)
-        write(describe(CameraReport(**overview, gaps=frames.sequence_gaps(camera))))
-        if unfinished := captured - overview["frames"]:
-            write(f"  {unfinished} of the {captured} captured frames have no final status yet")
-        sample = frames.order_by("-sequence").first()
-        assert sample is not None  # the window above is not empty
         write(f"\nlast frame: {sample.frame_id}  trace {sample.trace_id}")
         write(f"  API:    GET /frames/{sample.frame_id}  (python manage.py runserver)")
         write(f"  Jaeger: {settings.JAEGER_UI_URL}/trace/{sample.trace_id}")

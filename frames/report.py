@@ -1,0 +1,287 @@
+"""What happened to the frames: the read side of accounting, in one place.
+
+Per camera: how many frames were captured, stored, dropped (by reason), failed (by reason)
+and lost (sequence numbers with no row), and capture→stored latency percentiles. The admin's
+camera overview, `GET /frames/report`, `manage.py frames_report` and the demo all ask here;
+`describe`/`render` give the text the commands print.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Any, TypedDict
+
+from django.db import connection, models
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
+from django.db.models.functions import Lag
+
+from frame_tracking.status import FrameStatus
+from frames.models import Frame
+
+PERCENTILES = (0.5, 0.95, 0.99)
+NUMBERED = Q(sequence__gte=0)  # -1: a frame whose id did not parse and had no sequence
+
+
+class CameraOverview(TypedDict):
+    camera_id: str
+    frames: int  # rows: frames that reached a final status
+    fps: float
+    stored: int
+    dropped: int
+    dropped_by_reason: dict[str, int]
+    failed: int
+    failed_by_reason: dict[str, int]
+    lost: int  # sequence numbers in the range with no row at all
+    # Rows beyond one per sequence number: two processes captured the camera at once.
+    duplicates: int
+    captured: int  # sequence numbers in the range: frames + lost - duplicates
+    loss_pct: float
+    # capture -> final status, over the stored frames
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+    p99_latency_ms: float | None
+
+
+class CameraReport(CameraOverview):
+    gaps: list[tuple[int, int]]  # the first runs of lost sequence numbers, (first, last)
+
+
+class Report(TypedDict):
+    since: Annotated[str, {"format": "date-time"}]
+    until: Annotated[str, {"format": "date-time"}]
+    cameras: list[CameraReport]
+
+
+def overview(frames: QuerySet[Frame], since: datetime, until: datetime) -> list[CameraOverview]:
+    """Per camera, the frames captured in [since, until): rates, outcomes, loss, latency.
+
+    A frame lost is a sequence number between the camera's first and last in the window with
+    no row; frames lost at the window's edges are not seen.
+    """
+    window = frames.filter(captured_at__gte=since, captured_at__lt=until)
+    seconds = max((until - since).total_seconds(), 1e-9)
+    return _cameras(window, lambda row: (_span(row), seconds))
+
+
+def window_report(
+    since: datetime, until: datetime, camera: str = "", gap_limit: int = 20
+) -> Report:
+    """GET /frames/report and frames_report: the overview with each camera's first gaps."""
+    frames = Frame.objects.filter(camera_id=camera) if camera else Frame.objects.all()
+    window = frames.filter(captured_at__gte=since, captured_at__lt=until)
+    return {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "cameras": [
+            {**camera, "gaps": sequence_gaps(window, camera["camera_id"], gap_limit)}
+            for camera in overview(frames, since, until)
+        ],
+    }
+
+
+def run_report(camera_id: str, first: int, last: int, gap_limit: int = 20) -> CameraReport:
+    """One capture run's frames, known by their sequence range: `captured` is the run's own
+    count, so frames lost at either end of the run count too."""
+    frames = Frame.objects.filter(camera_id=camera_id, sequence__range=(first, last))
+    cameras = _cameras(frames, lambda row: (last - first + 1, _seconds(row)))
+    (camera,) = cameras or [_camera({"camera_id": camera_id}, {}, (None,) * 3, last - first + 1, 0)]
+    return {**camera, "gaps": _gaps_of_run(frames, camera_id, first, last, gap_limit)}
+
+
+def sequence_gaps(frames: QuerySet[Frame], camera_id: str, limit: int) -> list[tuple[int, int]]:
+    """The first `limit` runs of sequence numbers with no row between the camera's rows."""
+    rows = (
+        frames.filter(NUMBERED, camera_id=camera_id)
+        .annotate(previous=Window(Lag("sequence"), order_by=F("sequence").asc()))
+        .filter(sequence__gt=F("previous") + 1)
+        .order_by("sequence")
+        .values_list("previous", "sequence")[:limit]
+    )
+    return [(previous + 1, sequence - 1) for previous, sequence in rows]
+
+
+def describe(camera: CameraReport) -> str:
+    """A camera's report as the commands print it."""
+    lines = [
+        f"\ncamera {camera['camera_id']}",
+        f"  captured {camera['captured']}   ({camera['fps']} fps)",
+        f"  stored   {camera['stored']}",
+        f"  dropped  {camera['dropped']}" + _by_reason(camera["dropped_by_reason"]),
+        f"  failed   {camera['failed']}" + _by_reason(camera["failed_by_reason"]),
+        f"  lost     {camera['lost']}   ({camera['loss_pct']}%)",
+    ]
+    if camera["duplicates"]:
+        duplicates = camera["duplicates"]
+        lines.append(
+            f"  DUPLICATE sequence numbers: {duplicates} rows (two captures of one camera)"
+        )
+    latencies = (camera["p50_latency_ms"], camera["p95_latency_ms"], camera["p99_latency_ms"])
+    if None not in latencies:
+        p50, p95, p99 = latencies
+        lines.append(
+            f"  capture->stored latency  p50 {p50:.1f} ms  p95 {p95:.1f} ms  p99 {p99:.1f} ms"
+        )
+    if camera["gaps"]:
+        gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in camera["gaps"])
+        lines.append(f"  lost sequence numbers: {gaps}")
+    return "\n".join(lines)
+
+
+def _by_reason(reasons: dict[str, int]) -> str:
+    text = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+    return f"   ({text})" if text else ""
+
+
+def render(report: Report) -> str:
+    cameras = [describe(camera) for camera in report["cameras"]] or ["no frames in this window"]
+    return "\n".join([f"frames captured from {report['since']} to {report['until']}", *cameras])
+
+
+def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    lower = math.floor(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+class PercentileCont(models.Aggregate):
+    """PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY expr), PostgreSQL only."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = models.FloatField()
+
+    def __init__(self, expression: str, fraction: float) -> None:
+        # A float literal, not user input: interpolating it into the SQL is safe.
+        super().__init__(expression, fraction=float(fraction))
+
+
+def _cameras(
+    frames: QuerySet[Frame], captured_and_seconds: Callable[[dict[str, Any]], tuple[int, float]]
+) -> list[CameraOverview]:
+    reasons = _reasons_by_camera(frames)
+    latencies = _stored_latency_percentiles_by_camera(frames)
+    return [
+        _camera(
+            row,
+            reasons.get(row["camera_id"], {}),
+            latencies.get(row["camera_id"], (None, None, None)),
+            *captured_and_seconds(row),
+        )
+        for row in _outcomes_by_camera(frames)
+    ]
+
+
+def _camera(
+    row: dict[str, Any],
+    reasons: dict[str, dict[str, int]],
+    latencies: tuple[float | None, ...],
+    captured: int,
+    seconds: float,
+) -> CameraOverview:
+    frames, sequences = row.get("frames", 0), row.get("sequences", 0)
+    lost = max(captured - sequences, 0)
+    p50, p95, p99 = latencies
+    return {
+        "camera_id": row["camera_id"],
+        "frames": frames,
+        "fps": round(frames / seconds, 3) if seconds else 0.0,
+        "stored": row.get("stored", 0),
+        "dropped": row.get("dropped", 0),
+        "dropped_by_reason": reasons.get(FrameStatus.DROPPED, {}),
+        "failed": row.get("failed", 0),
+        "failed_by_reason": reasons.get(FrameStatus.FAILED, {}),
+        "lost": lost,
+        "duplicates": row.get("numbered", 0) - sequences,
+        "captured": captured,
+        "loss_pct": round(100 * lost / captured, 3) if captured else 0.0,
+        "p50_latency_ms": p50,
+        "p95_latency_ms": p95,
+        "p99_latency_ms": p99,
+    }
+
+
+def _outcomes_by_camera(frames: QuerySet[Frame]) -> QuerySet[Frame, dict[str, Any]]:
+    return (
+        frames.order_by("camera_id")
+        .values("camera_id")
+        .annotate(
+            frames=Count("id"),
+            numbered=Count("id", filter=NUMBERED),
+            sequences=Count("sequence", filter=NUMBERED, distinct=True),
+            stored=Count("id", filter=Q(status=FrameStatus.STORED)),
+            dropped=Count("id", filter=Q(status=FrameStatus.DROPPED)),
+            failed=Count("id", filter=Q(status=FrameStatus.FAILED)),
+            first=Min("sequence", filter=NUMBERED),
+            last=Max("sequence", filter=NUMBERED),
+            first_at=Min("captured_at"),
+            last_at=Max("captured_at"),
+        )
+    )
+
+
+def _span(row: dict[str, Any]) -> int:
+    """Sequence numbers from the camera's first to its last frame."""
+    return 0 if row["first"] is None else row["last"] - row["first"] + 1
+
+
+def _seconds(row: dict[str, Any]) -> float:
+    """How long a run captured: from its first frame to its last, plus one frame's time."""
+    frames = row.get("frames", 0)
+    if frames < 2:
+        return 0.0
+    return (row["last_at"] - row["first_at"]).total_seconds() * frames / (frames - 1)
+
+
+def _reasons_by_camera(frames: QuerySet[Frame]) -> dict[str, dict[str, dict[str, int]]]:
+    """camera -> status -> reason -> frames, for the dropped and failed ones."""
+    rows = (
+        frames.exclude(status=FrameStatus.STORED)
+        .order_by()
+        .values_list("camera_id", "status", "reason")
+        .annotate(n=Count("id"))
+    )
+    reasons: dict[str, dict[str, dict[str, int]]] = {}
+    for camera_id, status, reason, n in rows:
+        reasons.setdefault(camera_id, {}).setdefault(status, {})[reason or "unknown"] = n
+    return reasons
+
+
+def _stored_latency_percentiles_by_camera(
+    frames: QuerySet[Frame],
+) -> dict[str, tuple[float | None, ...]]:
+    measured = frames.filter(status=FrameStatus.STORED, latency_ms__isnull=False).order_by()
+    if connection.vendor == "postgresql":
+        rows = measured.values("camera_id").annotate(
+            **{f"p{int(f * 100)}": PercentileCont("latency_ms", f) for f in PERCENTILES}
+        )
+        return {row["camera_id"]: (row["p50"], row["p95"], row["p99"]) for row in rows}
+    latencies: dict[str, list[float]] = {}
+    for camera_id, latency in measured.values_list("camera_id", "latency_ms"):
+        if latency is not None:
+            latencies.setdefault(camera_id, []).append(latency)
+    return {
+        camera: tuple(percentile_cont(values, f) for f in PERCENTILES)
+        for camera, values in latencies.items()
+    }
+
+
+def _gaps_of_run(
+    frames: QuerySet[Frame], camera_id: str, first: int, last: int, limit: int
+) -> list[tuple[int, int]]:
+    """Gaps between the run's rows, and before its first row and after its last."""
+    found = frames.filter(NUMBERED).aggregate(low=Min("sequence"), high=Max("sequence"))
+    if found["low"] is None:
+        return [(first, last)]
+    gaps = sequence_gaps(frames, camera_id, limit)
+    if found["low"] > first:
+        gaps.insert(0, (first, found["low"] - 1))
+    if found["high"] < last:
+        gaps.append((found["high"] + 1, last))
+    return gaps[:limit]
