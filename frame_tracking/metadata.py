@@ -53,6 +53,7 @@ class FrameMetadataDict(TypedDict):
     reason: str
     stage: str
     error: str
+    test: bool
 
 
 @dataclass(slots=True)
@@ -75,6 +76,9 @@ class FrameMetadata:
     reason: Reason | None = None
     stage: Stage | None = None  # the stage that decided the final status
     error: str = ""
+    # A canary (manage.py send_test_frame): it takes the real path but stays out of the
+    # camera's figures.
+    test: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -132,6 +136,7 @@ class FrameMetadata:
             "reason": self.reason.value if self.reason else "",
             "stage": self.stage.value if self.stage else "",
             "error": self.error,
+            "test": self.test,
         }
         if self.extra:
             return cast(FrameMetadataDict, {**self.extra, **record})
@@ -167,6 +172,7 @@ class FrameMetadata:
             reason=parse_reason(data.get("reason") or ""),
             stage=Stage(data["stage"]) if data.get("stage") else None,
             error=data.get("error") or "",
+            test=data.get("test") is True,
             extra={key: data[key] for key in unknown} if unknown else {},
         )
 

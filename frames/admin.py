@@ -113,7 +113,7 @@ class FrameAdmin(admin.ModelAdmin):
         "drop_reason",
         "trace_link",
     ]
-    list_filter = [CameraFilter, "status", "reason", "captured_at"]
+    list_filter = [CameraFilter, "status", "reason", "captured_at", "sampled", "test"]
     # Handled by get_search_results as exact, indexed lookups; never LIKE '%…%'.
     search_fields = ["frame_id", "trace_id"]
     search_help_text = "An exact frame id or a 32-hex trace id."
@@ -123,7 +123,7 @@ class FrameAdmin(admin.ModelAdmin):
     change_list_template = "admin/frames/frame/change_list.html"
     change_form_template = "admin/frames/frame/change_form.html"
     fieldsets = [
-        (None, {"fields": ["frame_id", "camera_id", "sequence", "captured", "trace_link"]}),
+        (None, {"fields": ["frame_id", "camera_id", "sequence", "captured", "trace_link", "test"]}),
         ("Outcome", {"fields": ["status", "stage", "reason", "error", "latency", "finished"]}),
         ("Image", {"fields": ["source", "width", "height", "format", "size_bytes"]}),
         ("Processor results", {"fields": ["results_json"]}),
@@ -171,6 +171,9 @@ class FrameAdmin(admin.ModelAdmin):
 
     @admin.display(description="trace")
     def trace_link(self, frame: Frame) -> str:
+        if frame.trace_id and not frame.sampled:
+            return format_html('<span class="not-sampled" title="{}">not sampled</span>',
+                               f"trace {frame.trace_id} was not exported")  # fmt: skip
         if not frame.jaeger_url:
             return "-"
         return format_html(

@@ -51,13 +51,23 @@ class FrameDict(TypedDict):
     size_bytes: int | None
     trace_id: Annotated[str, {"pattern": "^([0-9a-f]{32})?$"}]
     span_id: Annotated[str, {"description": "the frame's root span, capture_frame"}]
+    sampled: Annotated[
+        bool,
+        {
+            "description": "whether the trace was sampled (exported); if not, Jaeger has nothing "
+            "for it, but the row and its journey are complete"
+        },
+    ]
+    test: Annotated[bool, {"description": "a canary frame (send_test_frame)"}]
     latency_ms: Annotated[float | None, {"description": "capture to final status, ms"}]
     timings: Annotated[
         dict[str, StageTiming],
         {"description": "stage -> {queued_at, started_at, ended_at}, epoch s"},
     ]
     results: Annotated[dict[str, dict[str, Any]], {"description": "processor name -> its result"}]
-    jaeger_url: Annotated[str | None, {"format": "uri"}]
+    jaeger_url: Annotated[
+        str | None, {"format": "uri", "description": "null when the trace was not sampled"}
+    ]
 
 
 class JourneyStage(TypedDict):
@@ -195,6 +205,11 @@ class Frame(models.Model):
     size_bytes = models.PositiveIntegerField(null=True)
     trace_id = models.CharField(max_length=32)
     span_id = models.CharField(max_length=16)  # the frame's root span, capture_frame
+    # Whether the trace was sampled, i.e. exported: only then can Jaeger have it. The row,
+    # its journey and the metrics are there for every frame either way. (db_default: a
+    # worker of the previous release, still running during a deploy, can insert rows.)
+    sampled = models.BooleanField(default=False, db_default=False)
+    test = models.BooleanField(default=False, db_default=False)  # a canary: not in camera figures
     trace_context = models.JSONField(default=dict)
     timings = models.JSONField(default=dict)  # stage name -> StageTiming
     results = models.JSONField(default=dict)  # processor name -> its result dict
@@ -289,6 +304,8 @@ class Frame(models.Model):
             size_bytes=meta.size_bytes,
             trace_id=context.trace_id if context else "",
             span_id=context.span_id if context else "",
+            sampled=bool(context and context.is_valid() and context.sampled),
+            test=meta.test,
             trace_context=context.to_dict() if context else {},
             timings=meta.timings,
             results=meta.results,
@@ -298,7 +315,10 @@ class Frame(models.Model):
 
     @property
     def jaeger_url(self) -> str | None:
-        return f"{settings.JAEGER_UI_URL}/trace/{self.trace_id}" if self.trace_id else None
+        """Only a sampled trace was exported: a link to any other would lead nowhere."""
+        if not (self.trace_id and self.sampled):
+            return None
+        return f"{settings.JAEGER_UI_URL}/trace/{self.trace_id}"
 
     def stage_epochs(self) -> list[StageEpochs]:
         """The stages this frame recorded, in pipeline order (unknown stages last)."""

@@ -22,6 +22,7 @@ from frames.models import Frame
 
 PERCENTILES = (0.5, 0.95, 0.99)
 NUMBERED = Q(sequence__gte=0)  # -1: a frame whose id did not parse and had no sequence
+CAMERA_FRAMES = Q(test=False)  # canary frames (send_test_frame) stay out of camera figures
 
 
 class CameraOverview(TypedDict):
@@ -60,7 +61,7 @@ def overview(frames: QuerySet[Frame], since: datetime, until: datetime) -> list[
     A frame lost is a sequence number between the camera's first and last in the window with
     no row; frames lost at the window's edges are not seen.
     """
-    window = frames.filter(captured_at__gte=since, captured_at__lt=until)
+    window = frames.filter(CAMERA_FRAMES, captured_at__gte=since, captured_at__lt=until)
     seconds = max((until - since).total_seconds(), 1e-9)
     return _cameras(window, lambda row: (_span(row), seconds))
 
@@ -70,7 +71,7 @@ def window_report(
 ) -> Report:
     """GET /frames/report and frames_report: the overview with each camera's first gaps."""
     frames = Frame.objects.filter(camera_id=camera) if camera else Frame.objects.all()
-    window = frames.filter(captured_at__gte=since, captured_at__lt=until)
+    window = frames.filter(CAMERA_FRAMES, captured_at__gte=since, captured_at__lt=until)
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
@@ -84,7 +85,7 @@ def window_report(
 def run_report(camera_id: str, first: int, last: int, gap_limit: int = 20) -> CameraReport:
     """One capture run's frames, known by their sequence range: `captured` is the run's own
     count, so frames lost at either end of the run count too."""
-    frames = Frame.objects.filter(camera_id=camera_id, sequence__range=(first, last))
+    frames = Frame.objects.filter(CAMERA_FRAMES, camera_id=camera_id, sequence__range=(first, last))
     cameras = _cameras(frames, lambda row: (last - first + 1, _seconds(row)))
     (camera,) = cameras or [_camera({"camera_id": camera_id}, {}, (None,) * 3, last - first + 1, 0)]
     return {**camera, "gaps": _gaps_of_run(frames, camera_id, first, last, gap_limit)}

@@ -61,16 +61,20 @@ def last_sequence(camera_id: str) -> int:
     return int(value) if value else 0
 
 
-def park(frame_id: str, camera_id: str, sequence: int, data: bytes | None) -> tuple[int, int]:
+def park(
+    frame_id: str, camera_id: str, sequence: int | None, data: bytes | None
+) -> tuple[int, int]:
     """Store a frame's bytes and mark it in flight; returns the in-flight counts after it.
 
     One round trip. `data` is None for a frame shed at the source: it advances the
-    sequence but has no bytes to keep and takes no in-flight slot.
+    sequence but has no bytes to keep and takes no in-flight slot. `sequence` is None for a
+    test frame, which takes no number from the camera's sequence.
     """
     now = time.time()
     camera_key = INFLIGHT_CAMERA_KEY.format(camera_id)
     pipe = client().pipeline(transaction=False)
-    pipe.set(SEQUENCE_KEY.format(camera_id), sequence)
+    if sequence is not None:
+        pipe.set(SEQUENCE_KEY.format(camera_id), sequence)
     if data is not None:
         pipe.set(frame_key(frame_id), data, ex=settings.FRAME_TTL_SECONDS)
         pipe.zadd(camera_key, {frame_id: now})

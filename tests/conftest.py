@@ -59,11 +59,14 @@ class FrameFactory:
             timestamp=captured_at,
             camera_id=camera_id,
             sequence=sequence,
-            trace_context=TraceContext.generate(),
             status=FrameStatus(status),
             reason=parse_reason(reason),
             stage=Stage(stage) if stage else None,
-            **{"timings": stage_timings(captured_at), **fields},
+            **{
+                "trace_context": TraceContext.generate(),
+                "timings": stage_timings(captured_at),
+                **fields,
+            },
         )
         return Frame.record(meta, finished_at=captured_at + timedelta(milliseconds=latency_ms))
 

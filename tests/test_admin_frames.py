@@ -11,6 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from frame_tracking import TraceContext
 from frame_tracking.status import REASONS
 from frames.admin import waterfall
 from frames.models import Frame, StageEpochs
@@ -118,6 +119,18 @@ def test_the_frame_page_shows_its_journey_results_and_jaeger_link(
     assert "16.0 ms" in html  # process duration, conftest.stage_timings
     assert f'href="http://localhost:16686/trace/{frame.trace_id}"' in html
     assert "&quot;blur&quot;: 0.25" in html
+
+
+def test_a_frame_not_sampled_says_so_instead_of_linking_to_jaeger(
+    admin: Client, frame_factory: FrameFactory
+) -> None:
+    frame = frame_factory(trace_context=TraceContext.generate(sampled=False))
+    page = admin.get(f"{CHANGELIST}{frame.pk}/change/").content.decode()
+    listing = admin.get(CHANGELIST).content.decode()
+    for html in (page, listing):
+        assert "not sampled" in html
+        assert "/trace/" not in html
+    assert '<tr class="stage-store">' in page  # the journey is the row's own
 
 
 def test_the_waterfall_places_stages_on_one_time_axis() -> None:

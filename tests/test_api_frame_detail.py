@@ -7,10 +7,23 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from frame_tracking import TraceContext
 from frames.models import Frame
 from tests.conftest import BASE_TIME, FrameFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def test_a_frame_whose_trace_was_not_sampled_says_so_and_has_no_jaeger_url(
+    api_client: Client, frame_factory: FrameFactory
+) -> None:
+    frame = frame_factory(trace_context=TraceContext.generate(sampled=False))
+    body = api_client.get(f"/frames/{frame.frame_id}").json()
+    assert (body["sampled"], body["jaeger_url"]) == (False, None)
+    assert body["trace_id"] == frame.trace_id  # the id is still the frame's context
+    assert len(body["journey"]) == 4  # the row keeps the whole journey
+    listed = api_client.get("/frames", {"frame_id": frame.frame_id}).json()["frames"][0]
+    assert (listed["sampled"], listed["jaeger_url"]) == (False, None)
 
 
 def test_it_returns_the_frame_with_its_journey_and_jaeger_url(
@@ -25,6 +38,7 @@ def test_it_returns_the_frame_with_its_journey_and_jaeger_url(
     assert body["status"] == "stored"
     assert body["results"] == {"quality": {"blur": 0.25}}
     assert body["jaeger_url"] == f"https://jaeger.example.org/trace/{frame.trace_id}"
+    assert (body["sampled"], body["test"]) == (True, False)
     stages = [stage["stage"] for stage in body["journey"]]
     assert stages == ["capture", "buffer", "process", "store"]
 

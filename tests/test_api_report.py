@@ -42,6 +42,15 @@ def test_it_reports_outcomes_loss_and_latency_per_camera(api_client: Client, fra
     assert (cam02["captured"], cam02["lost"], cam02["gaps"]) == (1, 0, [])
 
 
+def test_test_frames_stay_out_of_the_figures(api_client: Client, frame_factory: FrameFactory):
+    frame_factory(camera_id="cam03", sequence=1)
+    frame_factory(camera_id="cam03", sequence=0, test=True, latency_ms=5000.0)
+    frame_factory(camera_id="canary", sequence=0, test=True, status="failed")
+    (cam03,) = api_client.get("/frames/report", WINDOW).json()["cameras"]
+    assert (cam03["camera_id"], cam03["captured"], cam03["stored"]) == ("cam03", 1, 1)
+    assert cam03["p99_latency_ms"] == pytest.approx(40.0)
+
+
 def test_it_filters_by_camera(api_client: Client, frames: None):
     response = api_client.get("/frames/report", {**WINDOW, "camera": "cam02"})
     assert [camera["camera_id"] for camera in response.json()["cameras"]] == ["cam02"]

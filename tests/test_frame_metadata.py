@@ -42,6 +42,7 @@ def full_metadata() -> FrameMetadata:
         status=FrameStatus.DROPPED,
         reason=DropReason.BACKPRESSURE,
         stage=Stage.BUFFER,
+        test=True,
     )
 
 
@@ -57,6 +58,7 @@ def test_every_field_round_trips_through_json() -> None:
     assert loaded.timestamp == CAPTURED_AT and loaded.timestamp.tzinfo is UTC
     assert isinstance(loaded.frame_id, FrameID)
     assert loaded.trace_context == TRACE
+    assert loaded.test is True
 
 
 def test_to_dict_is_plain_json_with_a_version() -> None:

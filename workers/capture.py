@@ -316,9 +316,10 @@ def bare_metadata(frame_id: str) -> FrameMetadata:
 
 
 def frame_context(span: trace.Span) -> TraceContext:
-    """The frame's W3C context; a fresh one when the SDK is disabled and spans are no-ops."""
+    """The frame's W3C context. With the SDK disabled spans are no-ops: a fresh context,
+    marked not sampled, because no trace of it is exported."""
     context = TraceContext.from_span(span)
-    return context if context.is_valid() else TraceContext.generate()
+    return context if context.is_valid() else TraceContext.generate(sampled=False)
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
