@@ -9,9 +9,13 @@ entered the pipeline: its capture span alone is complete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypedDict
+
+from frame_tracking.jaeger import JaegerError
 
 STAGES = ("buffer", "process", "store")
 ROOT_SPAN = "capture_frame"
@@ -86,3 +90,127 @@ def judge(
 def shed_at_camera(status: str, stage: str) -> bool:
     """A frame dropped by capture itself: its chain was never sent."""
     return status == "dropped" and stage == "capture"
+
+
+class FrameRef(TypedDict):
+    """What the check needs of a frame's row (a subset of the /frames API's frame)."""
+
+    frame_id: str
+    camera_id: str
+    trace_id: str
+    status: str
+    stage: str
+    sampled: bool
+
+
+# trace id -> its spans; None: the backend has no such trace; JaegerError: it could not say.
+FetchTrace = Callable[[str], Sequence[Span] | None]
+# frame -> the spans carrying its frame.id in traces other than its own (a split), if any.
+FindElsewhere = Callable[[FrameRef], Sequence[Span]]
+
+EXAMPLES = 5  # frame ids kept per kind of problem
+
+
+@dataclass
+class FrameCheck:
+    frame: FrameRef
+    verdict: Verdict | None  # None: the backend could not be asked (see error)
+    error: str = ""
+    error_kind: str = ""
+    missing_from_backend: bool = False
+    split: bool = False
+
+
+@dataclass
+class CompletenessReport:
+    frames: int = 0  # frames in the window
+    not_sampled: int = 0  # not exported: nothing to check
+    checked: int = 0  # sampled frames whose trace the backend answered for
+    complete: int = 0
+    missing_from_backend: int = 0  # sampled, but the backend has no trace at all
+    missing_stage: Counter[str] = field(default_factory=Counter)  # stage -> frames lacking it
+    orphan_spans: int = 0
+    frames_with_orphans: int = 0
+    split: int = 0  # frames whose stages went on in another trace
+    unreadable: int = 0  # the backend failed to answer (errors holds why)
+    errors: Counter[str] = field(default_factory=Counter)  # "kind: message" -> frames
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def complete_pct(self) -> float | None:
+        return round(100 * self.complete / self.checked, 3) if self.checked else None
+
+    def add(self, check: FrameCheck) -> None:
+        self.frames += 1
+        frame_id = check.frame["frame_id"]
+        if not check.frame["sampled"]:
+            self.not_sampled += 1
+            return
+        if check.verdict is None:
+            self.unreadable += 1
+            self.errors[f"{check.error_kind}: {check.error}"] += 1
+            self._example("unreadable", frame_id)
+            return
+        self.checked += 1
+        verdict = check.verdict
+        if verdict.complete:
+            self.complete += 1
+            return
+        self._example("incomplete", frame_id)
+        if check.missing_from_backend:
+            self.missing_from_backend += 1
+            self._example("missing from the trace backend", frame_id)
+            return
+        for stage in verdict.missing_stages:
+            self.missing_stage[stage] += 1
+            self._example(f"missing {stage}", frame_id)
+        if verdict.orphans:
+            self.orphan_spans += len(verdict.orphans)
+            self.frames_with_orphans += 1
+            self._example("orphan spans", frame_id)
+        if check.split:
+            self.split += 1
+            self._example("split in two", frame_id)
+
+    def _example(self, kind: str, frame_id: str) -> None:
+        examples = self.examples.setdefault(kind, [])
+        if len(examples) < EXAMPLES:
+            examples.append(frame_id)
+
+
+def check_frame(
+    frame: FrameRef, fetch: FetchTrace, find_elsewhere: FindElsewhere | None = None
+) -> FrameCheck:
+    """Fetch one sampled frame's trace and judge it; a backend failure is kept, not raised."""
+    if not frame["sampled"]:
+        return FrameCheck(frame, None)
+    shed = shed_at_camera(frame["status"], frame["stage"])
+    try:
+        spans = fetch(frame["trace_id"])
+    except JaegerError as exc:
+        return FrameCheck(frame, None, str(exc), exc.kind)
+    if spans is None:
+        verdict = Verdict(False, () if shed else STAGES, (), ("not in the trace backend",))
+        return FrameCheck(frame, verdict, missing_from_backend=True)
+    verdict = judge(spans, frame_id=frame["frame_id"], shed_at_camera=shed)
+    split = False
+    if verdict.missing_stages and find_elsewhere is not None:
+        try:
+            elsewhere = find_elsewhere(frame)
+        except JaegerError as exc:
+            return FrameCheck(frame, verdict, f"looking for the rest: {exc}", exc.kind)
+        found = {STAGE_OF_SPAN[s.name] for s in elsewhere if s.name in STAGE_OF_SPAN}
+        split = bool(found & set(verdict.missing_stages))
+    return FrameCheck(frame, verdict, split=split)
+
+
+def check_frames(
+    frames: Iterable[FrameRef],
+    fetch: FetchTrace,
+    *,
+    find_elsewhere: FindElsewhere | None = None,
+    concurrency: int = 8,
+) -> Iterator[FrameCheck]:
+    """check_frame for each frame, `concurrency` at a time, in the frames' order."""
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        yield from pool.map(lambda frame: check_frame(frame, fetch, find_elsewhere), frames)

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -110,6 +114,51 @@ class JaegerClient:
                 "query service (port 16686)?",
             ) from None
 
+    def find_traces(
+        self,
+        service: str,
+        attributes: dict[str, str],
+        start: datetime,
+        end: datetime,
+        limit: int = 20,
+    ) -> list[list[JaegerSpan]]:
+        """Traces with a span of `service` carrying all `attributes`, started in [start, end].
+
+        A tag search: slow on a large store, so the tools use it only to find where a broken
+        trace went on, never to find a frame (its row names its trace id).
+        """
+        if self._v3 is not False:
+            try:
+                traces = self._find_v3(service, attributes, start, end, limit)
+                self._v3 = True
+                return traces
+            except _RouteMissing:
+                self._v3 = False
+        query = urlencode(
+            {"service": service, "tags": json.dumps(attributes), "limit": limit,
+             "start": int(start.timestamp() * 1e6), "end": int(end.timestamp() * 1e6)}
+        )  # fmt: skip
+        try:
+            response = self._get(f"/api/traces?{query}", missing_route=True)
+        except _RouteMissing:
+            raise JaegerError("http_error", f"{self.base_url} has no trace search API") from None
+        return _by_trace(self._legacy_data_spans(response))
+
+    def _find_v3(
+        self, service: str, attributes: dict[str, str], start: datetime, end: datetime, limit: int
+    ) -> list[list[JaegerSpan]]:
+        # The snake_case names: every api/v3 version accepts them (newer ones also camelCase).
+        query = urlencode(
+            {"query.service_name": service, "query.attributes": json.dumps(attributes),
+             "query.start_time_min": start.isoformat(), "query.start_time_max": end.isoformat(),
+             "query.num_traces": limit},
+            quote_via=quote,
+        )  # fmt: skip
+        response = self._get(f"/api/v3/traces?{query}", missing_route=True)
+        if response.status_code == 404:
+            return []  # "No traces found"
+        return _by_trace(self._v3_spans(response))
+
     def services(self) -> list[str]:
         """The services Jaeger knows: also the cheapest "is the query API answering"."""
         if self._v3 is not False:
@@ -179,33 +228,42 @@ class JaegerClient:
 
     def _trace_v3(self, trace_id: str) -> list[JaegerSpan] | None:
         response = self._get(f"/api/v3/traces/{trace_id}", missing_route=True)
-        body = self._json(response)
         if response.status_code == 404:
             return None  # {"error": {"httpCode": 404, "message": "No traces found"}}
-        result = body.get("result")
+        spans = self._v3_spans(response)
+        return [span for span in spans if span.trace_id == trace_id] or None
+
+    def _v3_spans(self, response: requests.Response) -> list[JaegerSpan]:
+        result = self._json(response).get("result")
         if not isinstance(result, dict):
             raise JaegerError("bad_response", f"{response.url}: no `result` in the answer")
         try:
-            spans = list(_otlp_spans(result))
+            return _otlp_spans(result)
         except (KeyError, TypeError, ValueError) as exc:
-            raise JaegerError(
-                "bad_response", f"{response.url}: malformed OTLP JSON: {exc}"
-            ) from None
-        return [span for span in spans if span.trace_id == trace_id] or None
+            raise JaegerError("bad_response", f"{response.url}: bad OTLP JSON: {exc}") from None
 
     # --- the older /api/traces ----------------------------------------------------------------
 
     def _trace_legacy(self, trace_id: str) -> list[JaegerSpan] | None:
         response = self._get(f"/api/traces/{trace_id}", missing_route=True)
-        body = self._json(response)
         if response.status_code == 404:
             return None  # {"data": null, "errors": [{"code": 404, "msg": "trace not found"}]}
+        spans = self._legacy_data_spans(response)
+        return [span for span in spans if span.trace_id == trace_id] or None
+
+    def _legacy_data_spans(self, response: requests.Response) -> list[JaegerSpan]:
+        data = self._json(response).get("data") or []
         try:
-            spans = [span for data in _list(body.get("data") or [], "data") for span in
-                     _legacy_spans(data)]  # fmt: skip
+            return [span for trace in _list(data, "data") for span in _legacy_spans(trace)]
         except (KeyError, TypeError, ValueError) as exc:
             raise JaegerError("bad_response", f"{response.url}: malformed trace: {exc}") from None
-        return [span for span in spans if span.trace_id == trace_id] or None
+
+
+def _by_trace(spans: list[JaegerSpan]) -> list[list[JaegerSpan]]:
+    traces: dict[str, list[JaegerSpan]] = defaultdict(list)
+    for span in spans:
+        traces[span.trace_id].append(span)
+    return list(traces.values())
 
 
 def _otlp_spans(result: dict[str, Any]) -> list[JaegerSpan]:

@@ -1,0 +1,559 @@
+"""scripts/trace_analyzer.py: a frame's journey, trace completeness, latency, slow and failed
+frames — from detektr's own rows and Jaeger's query API.
+
+Rows come from the local database or, with --api-url/--token, from a remote detektr's
+/frames API. Each frame's row names its trace id, so Jaeger is asked for traces by id; the
+slow tag search is used only to look for the rest of a trace that lost stages (a split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, TextIO, TypedDict
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from tqdm import tqdm
+
+from frame_tracking.completeness import (
+    STAGES,
+    CompletenessReport,
+    FrameRef,
+    check_frames,
+    judge,
+    shed_at_camera,
+)
+from frame_tracking.identity import FrameID
+from frame_tracking.jaeger import JaegerClient, JaegerError, JaegerSpan
+from frames.forms import moment
+from frames.frame_source import FrameSource, LocalFrames, RemoteFrames, SourceUnavailable
+from frames.models import FrameDict
+from frames.report import percentile_cont
+
+# Exit codes scripts can rely on.
+OK, FOUND_PROBLEMS, USAGE, NOT_FOUND, UNAVAILABLE = 0, 1, 2, 3, 4
+EXIT_CODES = f"""exit codes:
+  {OK}  nothing wrong found
+  {FOUND_PROBLEMS}  problems found: incomplete traces, slow or failed frames, a frame whose trace
+     Jaeger lacks
+  {USAGE}  bad arguments
+  {NOT_FOUND}  no such frame
+  {UNAVAILABLE}  the database, the detektr API or Jaeger could not be read at all"""
+PERCENTILES = (0.5, 0.95, 0.99)
+SPLIT_SEARCH_WINDOW = timedelta(minutes=5)  # around capture: where a split's rest can start
+
+
+class Problem(Exception):
+    """Ends a command with a message and an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--api-url", help="read frames from this detektr's /frames API "
+                        "instead of the local database")  # fmt: skip
+    common.add_argument("--token", help="bearer token for --api-url")
+    common.add_argument("--jaeger-url", help="Jaeger's query service (default: JAEGER_QUERY_URL)")
+    common.add_argument("--jaeger-token", help="bearer token for Jaeger, if behind a proxy")
+    common.add_argument("--timeout", type=float, help="seconds per HTTP request (default 5)")
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("--since", help="ISO-8601 or an age: 90s, 15m, 6h, 2d (default 15m)")
+    window.add_argument("--until", help="ISO-8601 or an age (default now)")
+    window.add_argument("--camera", help="only this camera")
+    window.add_argument("--include-test", action="store_true", help="count canary frames too")
+
+    main = argparse.ArgumentParser(
+        prog="trace_analyzer.py",
+        description="Where did my frames go? Journeys, trace completeness, latency.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_defaults(common, suppress=False)],
+    )
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    after_common, after_window = _defaults(common, suppress=True), _defaults(window, suppress=True)
+
+    def command(name: str, help_text: str, windowed: bool = True) -> argparse.ArgumentParser:
+        parents = [after_common, after_window] if windowed else [after_common]
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=parents, epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+
+    search = command("search", "a frame's journey: its trace as a waterfall, or its row", False)
+    search.add_argument("frame_id")
+    completeness = command("completeness", "how many sampled frames have a complete trace")
+    completeness.add_argument("--concurrency", type=int, default=8,
+                              help="traces fetched at once (default 8)")  # fmt: skip
+    completeness.add_argument("--min-complete", type=float, default=100.0,
+                              help="exit 1 below this percentage (default 100)")  # fmt: skip
+    command("stats", "p50/p95/p99 per stage (work, queue wait) and end to end, per camera")
+    slow = command("slow", "frames slower than --over, and where the time went")
+    slow.add_argument("--over", default="100ms", help="e.g. 100ms, 1.5s (default 100ms)")
+    slow.add_argument("--stage", choices=("capture", *STAGES),
+                      help="judge this stage's queue wait + work, not end to end")  # fmt: skip
+    slow.add_argument("--limit", type=int, default=20, help="frames to list (default 20)")
+    errors = command("errors", "frames that failed, with their error")
+    errors.add_argument("--include-dropped", action="store_true", help="list drops too")
+    errors.add_argument("--limit", type=int, default=50, help="frames to list (default 50)")
+    return main
+
+
+def _defaults(parser: argparse.ArgumentParser, *, suppress: bool) -> argparse.ArgumentParser:
+    """The same options before or after the command: after it they must not reset what was
+    given before it, so there they default to "not given"."""
+    if suppress:
+        copy = argparse.ArgumentParser(add_help=False)
+        for action in parser._actions:
+            kwargs: dict[str, Any] = {"help": action.help, "default": argparse.SUPPRESS}
+            if isinstance(action, argparse._StoreTrueAction):
+                kwargs["action"] = "store_true"
+            else:
+                kwargs.update(type=action.type, choices=action.choices)
+            copy.add_argument(*action.option_strings, **kwargs)
+        return copy
+    return parser
+
+
+@dataclass(frozen=True)
+class Context:
+    source: FrameSource
+    jaeger: JaegerClient
+    out: TextIO
+    as_json: bool
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = parser().parse_args(argv)
+    timeout = args.timeout or 5.0
+    source: FrameSource = (
+        RemoteFrames(args.api_url, args.token, timeout=max(timeout, 10.0))
+        if args.api_url
+        else LocalFrames()
+    )
+    jaeger = JaegerClient(
+        args.jaeger_url or settings.JAEGER_QUERY_URL, timeout=timeout, token=args.jaeger_token
+    )
+    context = Context(source, jaeger, out, args.json)
+    try:
+        return COMMANDS[args.command](context, args)
+    except Problem as problem:
+        report_problem(context, str(problem))
+        return problem.code
+    except SourceUnavailable as exc:
+        report_problem(context, f"cannot read frames: {exc}")
+        return UNAVAILABLE
+
+
+def report_problem(context: Context, message: str) -> None:
+    if context.as_json:
+        emit(context, {"error": message})
+    else:
+        print(f"trace_analyzer: {message}", file=sys.stderr)
+
+
+def emit(context: Context, value: Any) -> None:
+    context.out.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def write(context: Context, line: str = "") -> None:
+    context.out.write(line + "\n")
+
+
+def window(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    try:
+        since = moment(getattr(args, "since", None) or "15m")
+        until = moment(getattr(args, "until", None) or "0s")
+    except ValidationError as exc:
+        raise Problem(f"--since/--until: {exc.messages[0]}", USAGE) from None
+    if since > until:
+        raise Problem("--since must not be later than --until", USAGE)
+    return since, until
+
+
+def frames_in_window(
+    context: Context, args: argparse.Namespace, status: str = ""
+) -> Iterator[FrameDict]:
+    since, until = window(args)
+    camera = getattr(args, "camera", None) or ""
+    include_test = getattr(args, "include_test", False)
+    for frame in context.source.frames(since, until, camera=camera, status=status):
+        if include_test or not frame.get("test"):
+            yield frame
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+def search(context: Context, args: argparse.Namespace) -> int:
+    try:
+        frame_id = FrameID.parse(args.frame_id)
+    except ValueError as exc:
+        raise Problem(f"{args.frame_id!r} is not a frame id: {exc}", USAGE) from None
+    frame = context.source.frame(frame_id)
+    if frame is None:
+        raise Problem(f"no frame {frame_id}", NOT_FOUND)
+    spans, why = fetch_for_search(context, frame)
+    verdict = (
+        judge(spans, frame_id=frame["frame_id"],
+              shed_at_camera=shed_at_camera(frame["status"], frame["stage"]))
+        if spans else None
+    )  # fmt: skip
+    if context.as_json:
+        emit(context, {
+            "frame": frame,
+            "trace": {
+                "found": spans is not None, "why_not": why,
+                "complete": verdict.complete if verdict else None,
+                "problems": list(verdict.problems) if verdict else [],
+                "spans": [asdict(span) for span in spans or []],
+            },
+        })  # fmt: skip
+    else:
+        print_search(context, frame, spans, why, verdict.describe() if verdict else "")
+    if spans is None:
+        return FOUND_PROBLEMS if frame["sampled"] else OK
+    return OK if verdict and verdict.complete else FOUND_PROBLEMS
+
+
+def fetch_for_search(context: Context, frame: FrameDict) -> tuple[list[JaegerSpan] | None, str]:
+    """The frame's spans, or None and why Jaeger has none."""
+    if not frame["trace_id"]:
+        return None, "the frame has no trace context"
+    if not frame["sampled"]:
+        return None, "not sampled: its trace was never exported (the row below is complete)"
+    try:
+        spans = context.jaeger.trace(frame["trace_id"])
+    except JaegerError as exc:
+        return None, f"Jaeger could not be asked ({exc.kind}): {exc}"
+    if spans is None:
+        return None, (f"Jaeger has no trace {frame['trace_id']}: it expired, or its spans "
+                      "never arrived (collector down, tracer queue full)")  # fmt: skip
+    return spans, ""
+
+
+def print_search(
+    context: Context,
+    frame: FrameDict,
+    spans: list[JaegerSpan] | None,
+    why: str,
+    verdict: str,
+) -> None:
+    write(context, f"frame    {frame['frame_id']}")
+    write(context, f"camera   {frame['camera_id']}  sequence {frame['sequence']}  "
+                   f"captured {frame['captured_at']}")  # fmt: skip
+    outcome = frame["status"] + (f" ({frame['reason']} at {frame['stage']})"
+                                 if frame["reason"] else "")  # fmt: skip
+    latency = frame["latency_ms"]
+    write(context, f"status   {outcome}" + (f"  in {latency:.1f} ms" if latency else ""))
+    if frame["error"]:
+        write(context, f"error    {frame['error']}")
+    jaeger_url = frame.get("jaeger_url") or "not sampled"
+    write(context, f"trace    {frame['trace_id'] or '-'}  {jaeger_url}")
+    write(context)
+    if spans:
+        write(context, f"trace in Jaeger: {len(spans)} spans, {verdict}")
+        for line in waterfall(spans):
+            write(context, line)
+        return
+    write(context, f"no trace from Jaeger: {why}")
+    write(context, "the journey detektr recorded:")
+    for line in journey_lines(frame):
+        write(context, line)
+
+
+def waterfall(spans: Sequence[JaegerSpan], width: int = 40) -> list[str]:
+    """Spans in start order with offset, duration, status and a bar on one time axis; a run
+    span's wait in its queue (since it was published) is shown as a gap line before it."""
+    origin = min(span.start_ns for span in spans)
+    total = max(max(span.end_ns for span in spans) - origin, 1)
+    by_id = {span.span_id: span for span in spans}
+    lines = [f"{'service':<18} {'operation':<24} {'start ms':>9} {'dur ms':>8}  status  timeline"]
+    for span in sorted(spans, key=lambda s: (s.start_ns, s.name)):
+        parent = by_id.get(span.parent_span_id)
+        if parent is not None and span.name.startswith("run/") and span.start_ns > parent.start_ns:
+            wait = (span.start_ns - parent.start_ns) / 1e6
+            lines.append(f"{'':<18} {'  · queued':<24} {'':>9} {wait:>8.2f}")
+        left = int((span.start_ns - origin) / total * width)
+        bar = "█" * max(1, int((span.end_ns - span.start_ns) / total * width))
+        offset = (span.start_ns - origin) / 1e6
+        lines.append(
+            f"{span.service[:18]:<18} {span.name[:24]:<24} {offset:>9.2f} "
+            f"{span.duration_ms:>8.2f}  {span.status:<6}  {' ' * left}{bar}"
+        )
+    orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in by_id]
+    if orphans:
+        lines.append(f"orphans (parent missing): {', '.join(orphans)}")
+    return lines
+
+
+def journey_lines(frame: FrameDict) -> list[str]:
+    lines = [f"  {'stage':<8} {'queue wait ms':>14} {'work ms':>9}"]
+    for stage, wait, work in stage_times(frame):
+        lines.append(f"  {stage:<8} {_num(wait):>14} {_num(work):>9}")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def stage_times(frame: FrameDict) -> list[tuple[str, float | None, float | None]]:
+    """(stage, queue wait ms, work ms) for every stage the frame recorded."""
+    timings = frame.get("timings") or {}
+    rows = []
+    for stage in ("capture", *STAGES):
+        timing = timings.get(stage)
+        if not isinstance(timing, dict):
+            continue
+        queued, started, ended = (_float(timing.get(key))
+                                  for key in ("queued_at", "started_at", "ended_at"))  # fmt: skip
+        rows.append((stage, _diff_ms(queued, started), _diff_ms(started, ended)))
+    return rows
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _diff_ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else (end - start) * 1000
+
+
+# --- completeness ---------------------------------------------------------------------------
+
+
+def completeness(context: Context, args: argparse.Namespace) -> int:
+    frames = list(frames_in_window(context, args))
+    refs = [_ref(frame) for frame in frames]
+    report = CompletenessReport()
+    services = _detektr_services(context.jaeger)
+    checks = check_frames(
+        refs, context.jaeger.trace,
+        find_elsewhere=lambda frame: find_elsewhere(context.jaeger, services(), frame, frames),
+        concurrency=args.concurrency,
+    )  # fmt: skip
+    sampled = sum(1 for ref in refs if ref["sampled"])
+    with tqdm(total=sampled, unit="trace", desc="traces", file=sys.stderr, disable=None,
+              leave=False) as progress:  # fmt: skip
+        for check in checks:
+            report.add(check)
+            if check.frame["sampled"]:
+                progress.update()
+    if report.checked == 0 and report.unreadable:
+        print_completeness(context, report)
+        raise Problem(f"Jaeger at {context.jaeger.base_url} could not be read", UNAVAILABLE)
+    print_completeness(context, report)
+    pct = report.complete_pct
+    ok = report.unreadable == 0 and (pct is None or pct >= args.min_complete)
+    return OK if ok else FOUND_PROBLEMS
+
+
+def _ref(frame: FrameDict) -> FrameRef:
+    return {
+        "frame_id": frame["frame_id"],
+        "camera_id": frame["camera_id"],
+        "trace_id": frame["trace_id"],
+        "status": frame["status"],
+        "stage": frame["stage"],
+        "sampled": bool(frame.get("sampled")),
+    }
+
+
+def _detektr_services(jaeger: JaegerClient) -> Callable[[], list[str]]:
+    """The service names to search for a split's rest, asked once and only when needed."""
+    known: list[str] = []
+
+    def services() -> list[str]:
+        if not known:
+            known.extend(jaeger.services()[:20] or ["-"])
+        return [name for name in known if name != "-"]
+
+    return services
+
+
+def find_elsewhere(
+    jaeger: JaegerClient, services: list[str], frame: FrameRef, frames: list[FrameDict]
+) -> list[JaegerSpan]:
+    """Spans tagged with the frame's id in traces other than its own."""
+    captured = next(f["captured_at"] for f in frames if f["frame_id"] == frame["frame_id"])
+    start = datetime.fromisoformat(captured)
+    found: list[JaegerSpan] = []
+    for service in services:
+        for trace in jaeger.find_traces(
+            service, {"frame.id": frame["frame_id"]},
+            start - timedelta(seconds=5), start + SPLIT_SEARCH_WINDOW,
+        ):  # fmt: skip
+            found.extend(span for span in trace if span.trace_id != frame["trace_id"])
+    return found
+
+
+def print_completeness(context: Context, report: CompletenessReport) -> None:
+    if context.as_json:
+        emit(context, {**asdict(report), "complete_pct": report.complete_pct})
+        return
+    pct = report.complete_pct
+    write(context, f"frames in window      {report.frames}")
+    write(context, f"  not sampled         {report.not_sampled}  (no trace exported; rows kept)")
+    write(context, f"  checked in Jaeger   {report.checked}")
+    write(context, f"  complete            {report.complete}"
+                   + (f"  ({pct:.2f}%)" if pct is not None else ""))  # fmt: skip
+    write(context, f"  missing from Jaeger {report.missing_from_backend}")
+    for stage in STAGES:
+        if report.missing_stage[stage]:
+            write(context, f"  missing {stage:<11} {report.missing_stage[stage]}")
+    write(context, f"  orphan spans        {report.orphan_spans} "
+                   f"(in {report.frames_with_orphans} frames)")  # fmt: skip
+    write(context, f"  split in two        {report.split}")
+    if report.unreadable:
+        write(context, f"  not checked         {report.unreadable} (Jaeger did not answer)")
+        for error, count in report.errors.most_common(3):
+            write(context, f"    {count} x {error}")
+    for kind, frame_ids in report.examples.items():
+        write(context, f"e.g. {kind}: {', '.join(frame_ids)}")
+
+
+# --- stats, slow, errors --------------------------------------------------------------------
+
+
+def stats(context: Context, args: argparse.Namespace) -> int:
+    cameras: dict[str, dict[str, list[float]]] = {}
+    for frame in frames_in_window(context, args):
+        series = cameras.setdefault(frame["camera_id"], {})
+        for stage, wait, work in stage_times(frame):
+            if wait is not None:
+                series.setdefault(f"{stage} queue wait", []).append(wait)
+            if work is not None:
+                series.setdefault(f"{stage} work", []).append(work)
+        if frame["status"] == "stored" and frame["latency_ms"] is not None:
+            series.setdefault("end to end (stored)", []).append(frame["latency_ms"])
+    table = {camera: {name: _percentiles(values) for name, values in sorted(series.items(),
+                                                                           key=_stage_order)}
+             for camera, series in sorted(cameras.items())}  # fmt: skip
+    if context.as_json:
+        emit(context, {"cameras": table})
+        return OK
+    if not table:
+        write(context, "no frames in this window")
+    for camera, rows in table.items():
+        write(context, f"camera {camera}")
+        write(context, f"  {'':<22} {'frames':>7} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
+        for name, row in rows.items():
+            write(context, f"  {name:<22} {row['n']:>7} {row['p50']:>9.2f} {row['p95']:>9.2f} "
+                           f"{row['p99']:>9.2f}")  # fmt: skip
+    return OK
+
+
+def _stage_order(item: tuple[str, list[float]]) -> tuple[int, str]:
+    order = ["capture", *STAGES, "end"]
+    return order.index(item[0].split(" ")[0]), item[0]
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    p50, p95, p99 = (percentile_cont(values, f) or 0.0 for f in PERCENTILES)
+    return {"n": len(values), "p50": round(p50, 3), "p95": round(p95, 3), "p99": round(p99, 3)}
+
+
+def parse_duration_ms(text: str) -> float:
+    text = text.strip().lower()
+    for unit, factor in (("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * factor
+            except ValueError:
+                break
+    raise Problem(f"--over {text!r}: use e.g. 100ms or 1.5s", USAGE)
+
+
+class StageTime(TypedDict):
+    stage: str
+    queue_wait_ms: float | None
+    work_ms: float | None
+
+
+class SlowFrame(TypedDict):
+    took_ms: float
+    frame_id: str
+    camera_id: str
+    status: str
+    stages: list[StageTime]
+
+
+def slow(context: Context, args: argparse.Namespace) -> int:
+    over = parse_duration_ms(args.over)
+    found: list[tuple[float, FrameDict]] = []
+    for frame in frames_in_window(context, args):
+        took = _time_in(frame, args.stage)
+        if took is not None and took > over:
+            found.append((took, frame))
+    found.sort(key=lambda item: -item[0])
+    listed = [_slow_frame(took, frame) for took, frame in found[: args.limit]]
+    if context.as_json:
+        emit(context, {"over_ms": over, "stage": args.stage, "count": len(found), "frames": listed})
+        return FOUND_PROBLEMS if found else OK
+    where = f"in {args.stage} (queue wait + work)" if args.stage else "end to end"
+    write(context, f"{len(found)} frames took over {over:g} ms {where}")
+    for item in listed:
+        parts = ", ".join(f"{s['stage']} {_num(s['queue_wait_ms'])}+{_num(s['work_ms'])}"
+                          for s in item["stages"])  # fmt: skip
+        write(context, f"  {item['took_ms']:>9.1f} ms  {item['frame_id']}  {item['status']}")
+        write(context, f"               queue wait+work ms: {parts}")
+    return FOUND_PROBLEMS if found else OK
+
+
+def _slow_frame(took: float, frame: FrameDict) -> SlowFrame:
+    return {
+        "took_ms": round(took, 3),
+        "frame_id": frame["frame_id"],
+        "camera_id": frame["camera_id"],
+        "status": frame["status"],
+        "stages": [
+            {"stage": stage, "queue_wait_ms": wait, "work_ms": work}
+            for stage, wait, work in stage_times(frame)
+        ],
+    }
+
+
+def _time_in(frame: FrameDict, stage: str | None) -> float | None:
+    if stage is None:
+        return frame["latency_ms"] if frame["status"] == "stored" else None
+    for name, wait, work in stage_times(frame):
+        if name == stage and work is not None:
+            return (wait or 0.0) + work
+    return None
+
+
+def errors(context: Context, args: argparse.Namespace) -> int:
+    statuses = ["failed", "dropped"] if args.include_dropped else ["failed"]
+    found = [f for status in statuses for f in frames_in_window(context, args, status=status)]
+    found.sort(key=lambda f: f["captured_at"])
+    listed = [{k: f[k] for k in ("frame_id", "camera_id", "status", "reason", "stage", "error")}  # type: ignore[literal-required]
+              for f in found[: args.limit]]  # fmt: skip
+    if context.as_json:
+        emit(context, {"count": len(found), "frames": listed})
+    else:
+        write(context, f"{len(found)} frames " + " or ".join(statuses))
+        for item in listed:
+            write(context, f"  {item['frame_id']}  {item['status']} {item['reason']} "
+                           f"at {item['stage']}: {item['error']}")  # fmt: skip
+    return FOUND_PROBLEMS if found else OK
+
+
+COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
+    "search": search,
+    "completeness": completeness,
+    "stats": stats,
+    "slow": slow,
+    "errors": errors,
+}

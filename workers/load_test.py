@@ -1,0 +1,429 @@
+"""scripts/load_test.py: N synthetic cameras at F fps for D seconds, then what happened to
+every frame — loss, trace completeness, capture→stored latency — as a table, a JSON summary
+and a PNG plot.
+
+Self-contained (the default): starts its own Celery worker(s) and an OTLP receiver, like the
+demo, and counts completeness from the spans the receiver got. With --deployment it runs only
+the captures against the configured broker, database and OTLP endpoint, and measures
+completeness through Jaeger's query API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from django.conf import settings
+from django.db.models import Count
+from tqdm import tqdm
+
+from frame_tracking.completeness import CompletenessReport, FetchTrace, FrameRef, check_frames
+from frame_tracking.jaeger import JaegerClient
+from frame_tracking.status import FrameStatus
+from frames.models import Frame
+from frames.report import PERCENTILES, percentile_cont
+from workers.management.commands.demo import sequence_range
+
+ROOT = Path(settings.BASE_DIR)
+Ranges = dict[str, tuple[int, int]]  # camera -> (first, last) sequence number captured
+PASSED, FAILED, BROKEN = 0, 1, 2
+
+
+@dataclass
+class Criteria:
+    max_loss_pct: float = 1.0  # frames captured but not stored (dropped, failed or lost)
+    min_complete_pct: float = 99.0
+    max_p95_ms: float = 100.0
+
+
+@dataclass
+class CameraResult:
+    camera_id: str
+    captured: int
+    stored: int = 0
+    dropped: int = 0
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    lost: int = 0  # captured sequence numbers with no row
+    loss_pct: float = 0.0  # not stored, of captured
+    complete_pct: float | None = None  # of the sampled frames
+    incomplete_examples: list[str] = field(default_factory=list)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="load_test.py",
+        description="Run N synthetic cameras through the pipeline and report loss, trace "
+        "completeness and capture->stored latency.",
+        epilog="exit codes: 0 every criterion met, 1 a criterion missed, 2 the run broke",
+    )
+    p.add_argument("--cameras", type=int, default=1, help="capture processes (default 1)")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second per camera")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of capture")
+    p.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT (default 1280x720)")
+    p.add_argument("--deployment", action="store_true",
+                   help="use the running workers; completeness via Jaeger")  # fmt: skip
+    p.add_argument("--jaeger-url", help="Jaeger's query API (default: JAEGER_QUERY_URL)")
+    p.add_argument("--settle", type=float, default=15.0,
+                   help="--deployment: seconds to let spans reach Jaeger (default 15)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1, help="worker processes to start (default 1)")
+    p.add_argument("--concurrency", type=int, default=2, help="pool size per worker (default 2)")
+    p.add_argument("--pool", default="prefork", choices=("prefork", "solo", "threads"))
+    p.add_argument("--wait", type=float, default=120.0,
+                   help="seconds to wait for the last frames' rows (default 120)")  # fmt: skip
+    p.add_argument("--out", type=Path, help="directory for summary.json and plot.png "
+                   "(default var/load-test/<time>)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--max-loss", type=float, default=Criteria.max_loss_pct)
+    p.add_argument("--min-complete", type=float, default=Criteria.min_complete_pct)
+    p.add_argument("--max-p95", type=float, default=Criteria.max_p95_ms)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = parser().parse_args(argv)
+    try:
+        width, height = (int(part) for part in args.size.lower().split("x"))
+    except ValueError:
+        parser().error(f"--size {args.size!r}: use WIDTHxHEIGHT, e.g. 1280x720")
+    if args.cameras < 1 or args.fps <= 0 or args.duration <= 0:
+        parser().error("--cameras, --fps and --duration must be positive")
+    run = LoadRun(args, width, height)
+    try:
+        summary = run.execute()
+    except RunBroke as exc:
+        print(f"load_test: {exc}", file=sys.stderr)
+        return BROKEN
+    directory = args.out or ROOT / "var" / "load-test" / summary["started_at"].replace(":", "")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(run.series, summary, directory / "plot.png")
+    if args.json:
+        out.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        out.write(render(summary) + f"\nsummary: {directory / 'summary.json'}\n"
+                  f"plot:    {directory / 'plot.png'}\n")  # fmt: skip
+    return PASSED if summary["passed"] else FAILED
+
+
+class RunBroke(Exception):
+    """A process the run needs did not start or died."""
+
+
+class LoadRun:
+    def __init__(self, args: argparse.Namespace, width: int, height: int) -> None:
+        self.args = args
+        self.source = f"synthetic://?width={width}&height={height}&fps={args.fps:g}"
+        run_id = secrets.token_hex(3)
+        self.cameras = [f"load{run_id}-{i}" for i in range(1, args.cameras + 1)]
+        self.logs = ROOT / "var" / "load-test" / f"logs-{run_id}"
+        self.series: dict[str, list[tuple[float, float | None, str]]] = {}
+        self.completeness = CompletenessReport()  # all cameras
+
+    def execute(self) -> dict[str, Any]:
+        started = datetime.now(UTC)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if self.args.deployment:
+            ranges, cpu = self.capture_all(dict(os.environ))
+            fetch: FetchTrace = self.jaeger().trace
+            self.wait_for_rows(ranges)
+            time.sleep(self.args.settle)  # batch span processors export every few seconds
+            return self.summarise(started, ranges, fetch, cpu)
+        from tests.e2e.otlp_receiver import OTLPReceiver  # the suite's real OTLP receiver
+
+        with OTLPReceiver() as receiver:
+            env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+            workers = [self.start_worker(env, i) for i in range(self.args.workers)]
+            try:
+                ranges, cpu = self.capture_all(env)
+                self.wait_for_rows(ranges)
+            finally:
+                before = _children_cpu()
+                for worker in workers:
+                    stop(worker)
+                cpu["workers_s"] = _children_cpu() - before
+            traces = receiver.traces()
+            return self.summarise(started, ranges, lambda trace_id: traces.get(trace_id), cpu)
+
+    def jaeger(self) -> JaegerClient:
+        return JaegerClient(self.args.jaeger_url or settings.JAEGER_QUERY_URL, timeout=10)
+
+    def start_worker(self, env: dict[str, str], index: int) -> subprocess.Popen[bytes]:
+        log = self.logs / f"worker-{index}.log"
+        command = [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-l", "info",
+                   "--pool", self.args.pool, "-c", str(self.args.concurrency),
+                   "-n", f"{self.cameras[0]}-{index}@%h"]  # fmt: skip
+        worker = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while "ready." not in log.read_text(errors="replace"):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                stop(worker)
+                raise RunBroke(f"worker {index} did not start; see {log}")
+            time.sleep(0.2)
+        return worker
+
+    def capture_all(
+        self, env: dict[str, str]
+    ) -> tuple[dict[str, tuple[int, int]], dict[str, float]]:
+        """Run every camera at once with a progress bar; their sequence ranges and CPU."""
+        before = _children_cpu()
+        captures = {
+            camera: subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "capture",
+                    "--camera",
+                    camera,
+                    "--source",
+                    self.source,
+                    "--fps",
+                    f"{self.args.fps:g}",
+                    "--duration",
+                    f"{self.args.duration:g}",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=(self.logs / f"{camera}.log").open("wb"),
+                text=True,
+            )  # fmt: skip
+            for camera in self.cameras
+        }
+        expected = int(self.args.fps * self.args.duration * len(self.cameras))
+        rows = Frame.objects.filter(camera_id__in=self.cameras)
+        with tqdm(total=expected, unit="frame", desc="finished", file=sys.stderr,
+                  disable=None) as progress:  # fmt: skip
+            while any(capture.poll() is None for capture in captures.values()):
+                time.sleep(1)
+                progress.update(max(0, rows.count() - progress.n))
+        ranges = {}
+        for camera, capture in captures.items():
+            output = capture.stdout.read() if capture.stdout else ""
+            if capture.returncode != 0:
+                raise RunBroke(f"capture {camera} exited {capture.returncode}; see {self.logs}")
+            ranges[camera] = sequence_range(output)
+        return ranges, {"captures_s": _children_cpu() - before}
+
+    def wait_for_rows(self, ranges: Ranges) -> None:
+        captured = sum(last - first + 1 for first, last in ranges.values())
+        rows = Frame.objects.filter(camera_id__in=self.cameras)
+        deadline = time.monotonic() + self.args.wait
+        while rows.count() < captured and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def summarise(
+        self,
+        started: datetime,
+        ranges: Ranges,
+        fetch: FetchTrace,
+        cpu: dict[str, float],
+    ) -> dict[str, Any]:
+        results = [self.camera_result(camera, ranges[camera], fetch) for camera in self.cameras]
+        total = combine(results, self.series)
+        total.complete_pct = self.completeness.complete_pct
+        total.incomplete_examples = self.completeness.examples.get("incomplete", [])
+        criteria = Criteria(self.args.max_loss, self.args.min_complete, self.args.max_p95)
+        captured = max(total.captured, 1)
+        return {
+            "command": " ".join(["scripts/load_test.py", *sys.argv[1:]]),
+            "commit": _commit(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "mode": "deployment" if self.args.deployment else "self-contained",
+            "cameras": [asdict(result) for result in results],
+            "total": asdict(total),
+            "cpu_ms_per_frame": {
+                "captures": round(1000 * cpu["captures_s"] / captured, 3),
+                **(
+                    {"workers": round(1000 * cpu["workers_s"] / max(total.stored, 1), 3)}
+                    if "workers_s" in cpu
+                    else {}
+                ),  # fmt: skip
+            },
+            "criteria": asdict(criteria),
+            "passed": passed(total, criteria),
+        }
+
+    def camera_result(
+        self, camera: str, sequences: tuple[int, int], fetch: FetchTrace
+    ) -> CameraResult:
+        first, last = sequences
+        in_run = Frame.objects.filter(camera_id=camera, sequence__range=(first, last))
+        frames = list(in_run.order_by("sequence"))
+        result = CameraResult(camera, captured=last - first + 1)
+        result.stored = sum(1 for f in frames if f.status == FrameStatus.STORED)
+        result.failed = sum(1 for f in frames if f.status == FrameStatus.FAILED)
+        result.dropped = sum(1 for f in frames if f.status == FrameStatus.DROPPED)
+        drops = in_run.filter(status=FrameStatus.DROPPED).order_by()
+        result.dropped_by_reason = dict(drops.values_list("reason").annotate(n=Count("id")))
+        result.lost = result.captured - len(frames)
+        result.loss_pct = round(100 * (result.captured - result.stored) / result.captured, 3)
+        latencies = [f.latency_ms for f in frames if f.status == "stored" and f.latency_ms]
+        result.p50_ms, result.p95_ms, result.p99_ms = _percentiles(latencies)
+        report = CompletenessReport()
+        for check in check_frames([_ref(f) for f in frames], fetch, concurrency=8):
+            report.add(check)
+            self.completeness.add(check)
+        result.complete_pct = report.complete_pct
+        result.incomplete_examples = report.examples.get("incomplete", [])
+        origin = frames[0].captured_at.timestamp() if frames else 0.0
+        self.series[camera] = [
+            (f.captured_at.timestamp() - origin, f.latency_ms, f.status) for f in frames
+        ]
+        return result
+
+
+def _ref(frame: Frame) -> FrameRef:
+    return {"frame_id": frame.frame_id, "camera_id": frame.camera_id, "trace_id": frame.trace_id,
+            "status": frame.status, "stage": frame.stage, "sampled": frame.sampled}  # fmt: skip
+
+
+def _percentiles(values: list[float]) -> tuple[float | None, ...]:
+    return tuple(
+        round(p, 2) if (p := percentile_cont(values, f)) is not None else None for f in PERCENTILES
+    )
+
+
+def combine(
+    results: list[CameraResult], series: dict[str, list[tuple[float, float | None, str]]]
+) -> CameraResult:
+    """All cameras as one: sums, and percentiles over every stored frame (completeness is
+    counted over every frame by the caller)."""
+    total = CameraResult("total", captured=sum(r.captured for r in results))
+    for result in results:
+        total.stored += result.stored
+        total.dropped += result.dropped
+        total.failed += result.failed
+        total.lost += result.lost
+        for reason, n in result.dropped_by_reason.items():
+            total.dropped_by_reason[reason] = total.dropped_by_reason.get(reason, 0) + n
+    total.loss_pct = round(100 * (total.captured - total.stored) / max(total.captured, 1), 3)
+    latencies = [lat for points in series.values() for _, lat, st in points
+                 if st == "stored" and lat is not None]  # fmt: skip
+    total.p50_ms, total.p95_ms, total.p99_ms = _percentiles(latencies)
+    return total
+
+
+def passed(total: CameraResult, criteria: Criteria) -> bool:
+    return (
+        total.loss_pct < criteria.max_loss_pct
+        and total.complete_pct is not None
+        and total.complete_pct > criteria.min_complete_pct
+        and total.p95_ms is not None
+        and total.p95_ms < criteria.max_p95_ms
+    )
+
+
+def render(summary: dict[str, Any]) -> str:
+    header = (f"{'camera':<14} {'captured':>8} {'stored':>7} {'dropped':>7} {'failed':>6} "
+              f"{'lost':>5} {'loss %':>7} {'complete %':>10} {'p50 ms':>7} {'p95 ms':>7} "
+              f"{'p99 ms':>7}  dropped by reason")  # fmt: skip
+    lines = [header, "-" * len(header)]
+    for row in [*summary["cameras"], summary["total"]]:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(row["dropped_by_reason"].items()))
+        lines.append(
+            f"{row['camera_id']:<14} {row['captured']:>8} {row['stored']:>7} {row['dropped']:>7} "
+            f"{row['failed']:>6} {row['lost']:>5} {row['loss_pct']:>7.2f} "
+            f"{_fmt(row['complete_pct']):>10} {_fmt(row['p50_ms']):>7} {_fmt(row['p95_ms']):>7} "
+            f"{_fmt(row['p99_ms']):>7}  {reasons or '-'}"
+        )
+    cpu = ", ".join(f"{k} {v} ms" for k, v in summary["cpu_ms_per_frame"].items())
+    criteria = summary["criteria"]
+    verdict = "PASSED" if summary["passed"] else "FAILED"
+    lines += [
+        f"CPU per frame (processes this run started): {cpu}",
+        f"{verdict}: loss < {criteria['max_loss_pct']:g} %, completeness > "
+        f"{criteria['min_complete_pct']:g} %, p95 < {criteria['max_p95_ms']:g} ms "
+        f"({summary['mode']}, commit {summary['commit']})",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def plot(
+    series: dict[str, list[tuple[float, float | None, str]]], summary: dict[str, Any], path: Path
+) -> None:
+    """Latency over the run per camera (drops marked at the bottom) and its histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write a file
+    import matplotlib.pyplot as plt
+
+    figure, (timeline, histogram) = plt.subplots(2, 1, figsize=(11, 8))
+    for camera, points in series.items():
+        stored = [(t, lat) for t, lat, status in points if status == "stored" and lat is not None]
+        not_stored = [t for t, _, status in points if status != "stored"]
+        timeline.plot([t for t, _ in stored], [lat for _, lat in stored], ".", markersize=2,
+                      label=camera)  # fmt: skip
+        if not_stored:
+            timeline.plot(not_stored, [0] * len(not_stored), "x", color="red", markersize=4,
+                          label=f"{camera} dropped/failed")  # fmt: skip
+    p95 = summary["total"]["p95_ms"]
+    timeline.axhline(summary["criteria"]["max_p95_ms"], color="grey", linestyle="--",
+                     linewidth=0.8, label="p95 budget")  # fmt: skip
+    timeline.set(xlabel="seconds since the first frame", ylabel="capture→stored ms",
+                 title=summary["command"])  # fmt: skip
+    timeline.legend(loc="upper right", fontsize="small", markerscale=3)
+    latencies = [lat for points in series.values() for _, lat, status in points
+                 if status == "stored" and lat is not None]  # fmt: skip
+    histogram.hist(latencies, bins=80, color="#417690")
+    for name in ("p50_ms", "p95_ms", "p99_ms"):
+        value = summary["total"][name]
+        if value is not None:
+            histogram.axvline(value, linestyle=":", color="black")
+            histogram.annotate(f"{name[:3]} {value:.0f}", (value, 0), rotation=90, fontsize=8,
+                               xytext=(2, 20), textcoords="offset points")  # fmt: skip
+    histogram.set(xlabel="capture→stored ms (stored frames)", ylabel="frames",
+                  title=f"p95 {_fmt(p95)} ms, loss {summary['total']['loss_pct']:.2f} %, "
+                  f"complete {_fmt(summary['total']['complete_pct'])} %")  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Warm shutdown (workers flush their spans), then reap the whole process group."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _children_cpu() -> float:
+    """CPU seconds of every child process reaped so far (and of their reaped children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    return found.stdout.strip() or "unknown"
