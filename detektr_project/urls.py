@@ -11,5 +11,6 @@ urlpatterns = [
     # Before <frame_id>: "openapi.json" would otherwise be taken for a (malformed) frame id.
     path("frames/openapi.json", views.openapi, name="frame-openapi"),
     path("frames/report", views.frame_report, name="frame-report"),
+    path("frames/test", views.send_test_frame, name="frame-test"),
     path("frames/<str:frame_id>", views.frame_detail, name="frame-detail"),
 ]

@@ -140,6 +140,12 @@ class CompletenessReport:
     def complete_pct(self) -> float | None:
         return round(100 * self.complete / self.checked, 3) if self.checked else None
 
+    def to_dict(self) -> dict[str, object]:
+        # Not dataclasses.asdict: it rebuilds a Counter from (key, value) pairs as keys.
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        plain = {k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()}
+        return {**plain, "complete_pct": self.complete_pct}
+
     def add(self, check: FrameCheck) -> None:
         self.frames += 1
         frame_id = check.frame["frame_id"]

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, TextIO, TypedDict
 
 from django.conf import settings
@@ -46,6 +47,9 @@ EXIT_CODES = f"""exit codes:
   {UNAVAILABLE}  the database, the detektr API or Jaeger could not be read at all"""
 PERCENTILES = (0.5, 0.95, 0.99)
 SPLIT_SEARCH_WINDOW = timedelta(minutes=5)  # around capture: where a split's rest can start
+MAX_SERVICES_SEARCHED = 20
+# A stage that starts before it was queued: the two hosts' clocks disagree.
+SKEW = "  ! began before it was queued: clock skew between hosts?"
 
 
 class Problem(Exception):
@@ -79,10 +83,10 @@ def parser() -> argparse.ArgumentParser:
         description="Where did my frames go? Journeys, trace completeness, latency.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[_defaults(common, suppress=False)],
+        parents=[common, window],
     )
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    after_common, after_window = _defaults(common, suppress=True), _defaults(window, suppress=True)
+    after_common, after_window = _given_only(common), _given_only(window)
 
     def command(name: str, help_text: str, windowed: bool = True) -> argparse.ArgumentParser:
         parents = [after_common, after_window] if windowed else [after_common]
@@ -110,20 +114,18 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def _defaults(parser: argparse.ArgumentParser, *, suppress: bool) -> argparse.ArgumentParser:
-    """The same options before or after the command: after it they must not reset what was
-    given before it, so there they default to "not given"."""
-    if suppress:
-        copy = argparse.ArgumentParser(add_help=False)
-        for action in parser._actions:
-            kwargs: dict[str, Any] = {"help": action.help, "default": argparse.SUPPRESS}
-            if isinstance(action, argparse._StoreTrueAction):
-                kwargs["action"] = "store_true"
-            else:
-                kwargs.update(type=action.type, choices=action.choices)
-            copy.add_argument(*action.option_strings, **kwargs)
-        return copy
-    return parser
+def _given_only(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The same options for after the command: there they must not reset what was given
+    before it, so they default to "not given"."""
+    copy = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        kwargs: dict[str, Any] = {"help": action.help, "default": argparse.SUPPRESS}
+        if isinstance(action, argparse._StoreTrueAction):
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update(type=action.type, choices=action.choices)
+        copy.add_argument(*action.option_strings, **kwargs)
+    return copy
 
 
 @dataclass(frozen=True)
@@ -282,9 +284,10 @@ def waterfall(spans: Sequence[JaegerSpan], width: int = 40) -> list[str]:
     lines = [f"{'service':<18} {'operation':<24} {'start ms':>9} {'dur ms':>8}  status  timeline"]
     for span in sorted(spans, key=lambda s: (s.start_ns, s.name)):
         parent = by_id.get(span.parent_span_id)
-        if parent is not None and span.name.startswith("run/") and span.start_ns > parent.start_ns:
+        if parent is not None and span.name.startswith("run/"):
             wait = (span.start_ns - parent.start_ns) / 1e6
-            lines.append(f"{'':<18} {'  · queued':<24} {'':>9} {wait:>8.2f}")
+            lines.append(f"{'':<18} {'  · queued':<24} {'':>9} {wait:>8.2f}"
+                         + (SKEW if wait < 0 else ""))  # fmt: skip
         left = int((span.start_ns - origin) / total * width)
         bar = "█" * max(1, int((span.end_ns - span.start_ns) / total * width))
         offset = (span.start_ns - origin) / 1e6
@@ -301,7 +304,8 @@ def waterfall(spans: Sequence[JaegerSpan], width: int = 40) -> list[str]:
 def journey_lines(frame: FrameDict) -> list[str]:
     lines = [f"  {'stage':<8} {'queue wait ms':>14} {'work ms':>9}"]
     for stage, wait, work in stage_times(frame):
-        lines.append(f"  {stage:<8} {_num(wait):>14} {_num(work):>9}")
+        skew = SKEW if wait is not None and wait < 0 else ""
+        lines.append(f"  {stage:<8} {_num(wait):>14} {_num(work):>9}{skew}")
     return lines
 
 
@@ -328,7 +332,8 @@ def _float(value: object) -> float | None:
 
 
 def _diff_ms(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else (end - start) * 1000
+    # Epoch seconds as floats carry about a microsecond: round to it.
+    return None if start is None or end is None else round((end - start) * 1000, 3)
 
 
 # --- completeness ---------------------------------------------------------------------------
@@ -336,14 +341,16 @@ def _diff_ms(start: float | None, end: float | None) -> float | None:
 
 def completeness(context: Context, args: argparse.Namespace) -> int:
     frames = list(frames_in_window(context, args))
+    captured_at = {frame["frame_id"]: frame["captured_at"] for frame in frames}
+    services = cache(lambda: context.jaeger.services()[:MAX_SERVICES_SEARCHED])
+
+    def find_rest(frame: FrameRef) -> list[JaegerSpan]:
+        return find_elsewhere(context.jaeger, services(), frame, captured_at[frame["frame_id"]])
+
     refs = [_ref(frame) for frame in frames]
     report = CompletenessReport()
-    services = _detektr_services(context.jaeger)
-    checks = check_frames(
-        refs, context.jaeger.trace,
-        find_elsewhere=lambda frame: find_elsewhere(context.jaeger, services(), frame, frames),
-        concurrency=args.concurrency,
-    )  # fmt: skip
+    checks = check_frames(refs, context.jaeger.trace, find_elsewhere=find_rest,
+                          concurrency=args.concurrency)  # fmt: skip
     sampled = sum(1 for ref in refs if ref["sampled"])
     with tqdm(total=sampled, unit="trace", desc="traces", file=sys.stderr, disable=None,
               leave=False) as progress:  # fmt: skip
@@ -352,8 +359,9 @@ def completeness(context: Context, args: argparse.Namespace) -> int:
             if check.frame["sampled"]:
                 progress.update()
     if report.checked == 0 and report.unreadable:
-        print_completeness(context, report)
-        raise Problem(f"Jaeger at {context.jaeger.base_url} could not be read", UNAVAILABLE)
+        problem = f"Jaeger at {context.jaeger.base_url} could not be read"
+        print_completeness(context, report, problem)
+        return UNAVAILABLE
     print_completeness(context, report)
     pct = report.complete_pct
     ok = report.unreadable == 0 and (pct is None or pct >= args.min_complete)
@@ -371,24 +379,12 @@ def _ref(frame: FrameDict) -> FrameRef:
     }
 
 
-def _detektr_services(jaeger: JaegerClient) -> Callable[[], list[str]]:
-    """The service names to search for a split's rest, asked once and only when needed."""
-    known: list[str] = []
-
-    def services() -> list[str]:
-        if not known:
-            known.extend(jaeger.services()[:20] or ["-"])
-        return [name for name in known if name != "-"]
-
-    return services
-
-
 def find_elsewhere(
-    jaeger: JaegerClient, services: list[str], frame: FrameRef, frames: list[FrameDict]
+    jaeger: JaegerClient, services: list[str], frame: FrameRef, captured_at: str
 ) -> list[JaegerSpan]:
-    """Spans tagged with the frame's id in traces other than its own."""
-    captured = next(f["captured_at"] for f in frames if f["frame_id"] == frame["frame_id"])
-    start = datetime.fromisoformat(captured)
+    """Spans tagged with the frame's id in traces other than its own (a tag search per
+    service: slow, so done only for frames whose trace lacks stages)."""
+    start = datetime.fromisoformat(captured_at)
     found: list[JaegerSpan] = []
     for service in services:
         for trace in jaeger.find_traces(
@@ -399,10 +395,12 @@ def find_elsewhere(
     return found
 
 
-def print_completeness(context: Context, report: CompletenessReport) -> None:
+def print_completeness(context: Context, report: CompletenessReport, error: str = "") -> None:
     if context.as_json:
-        emit(context, {**asdict(report), "complete_pct": report.complete_pct})
+        emit(context, {**report.to_dict(), **({"error": error} if error else {})})
         return
+    if error:
+        print(f"trace_analyzer: {error}", file=sys.stderr)
     pct = report.complete_pct
     write(context, f"frames in window      {report.frames}")
     write(context, f"  not sampled         {report.not_sampled}  (no trace exported; rows kept)")

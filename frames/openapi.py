@@ -148,6 +148,42 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/frames/test": {
+            "post": {
+                "operationId": "sendTestFrame",
+                "summary": "Send a canary frame through the live pipeline (manage.py "
+                "send_test_frame does the same and waits). Answers at once; poll `url`. A "
+                "session request needs Django's CSRF token; a bearer-token request does not.",
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "camera": {"type": "string", "default": "canary"},
+                                    "traceparent": {
+                                        "type": "string",
+                                        "description": "W3C traceparent to hang its trace on",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "Sent: frame_id, trace_id, sampled, jaeger_url, url",
+                        "content": {"application/json": {}},
+                    },
+                    "400": _error("A malformed body, camera or traceparent"),
+                    "401": _error("No credentials"),
+                    "403": _error("Unknown token, not staff, or a failed CSRF check"),
+                    "405": _error("Not POST"),
+                    "503": _error("Redis or the broker is unreachable"),
+                },
+            }
+        },
         "/frames/openapi.json": {
             "get": {
                 "operationId": "getOpenAPI",

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+import redis
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from kombu.exceptions import OperationalError as BrokerError
 
-from frame_tracking.identity import FrameID
+from frame_tracking.identity import CAMERA_ID_PATTERN, FrameID
 from frames import report
 from frames.forms import Cursor, FrameQuery, ReportQuery
 from frames.models import Frame
 from frames.openapi import OPENAPI
+from workers.canary import BadTraceparent
+from workers.canary import send_test_frame as send
 
 View = Callable[..., JsonResponse]
 
@@ -32,11 +40,14 @@ def token_is_known(token: str) -> bool:
     return matched
 
 
+def bearer_token(request: HttpRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def access_problem(request: HttpRequest) -> JsonResponse | None:
     """None if the request may read frames; else the 401/403 to answer."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() == "bearer" and token:
+    if token := bearer_token(request):
         return None if token_is_known(token) else error("the bearer token is not valid", 403)
     if request.user.is_authenticated:
         # The same people who can open the admin frame browser.
@@ -132,3 +143,56 @@ def frame_report(request: HttpRequest) -> JsonResponse:
 def openapi(request: HttpRequest) -> JsonResponse:
     # It describes the API, not any frame: no credentials needed to read it.
     return JsonResponse(OPENAPI)
+
+
+@csrf_exempt  # a bearer token cannot be forged by another site; a session still needs CSRF
+def send_test_frame(request: HttpRequest) -> JsonResponse:
+    """POST /frames/test: send a canary frame; answers its frame id and trace id at once."""
+    if request.method != "POST":
+        response = error(f"method {request.method} not allowed; use POST", 405)
+        response["Allow"] = "POST"
+        return response
+    if problem := access_problem(request):
+        return problem
+    if not bearer_token(request) and (rejected := csrf_rejection(request)):
+        return rejected
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return error('the body must be JSON, e.g. {"camera": "canary"}')
+    if not isinstance(body, dict) or set(body) - {"camera", "traceparent"}:
+        return error("the body may have only camera and traceparent")
+    camera = body.get("camera", "canary")
+    if not isinstance(camera, str) or not CAMERA_ID_PATTERN.fullmatch(camera):
+        return error("camera: must be 1-64 characters from A-Z a-z 0-9 . -")
+    try:
+        meta = send(camera, body.get("traceparent"))
+    except BadTraceparent as exc:
+        return error(f"traceparent: {exc}")
+    except (redis.RedisError, BrokerError, OSError) as exc:
+        return error(f"Redis or the broker is unreachable: {exc}", 503)
+    context = meta.trace_context
+    sampled = bool(context and context.sampled)
+    trace_id = context.trace_id if context else ""
+    return JsonResponse(
+        {
+            "frame_id": str(meta.frame_id),
+            "trace_id": trace_id,
+            "sampled": sampled,
+            "jaeger_url": f"{settings.JAEGER_UI_URL}/trace/{trace_id}" if sampled else None,
+            "url": reverse("frame-detail", args=[str(meta.frame_id)]),
+        },
+        status=202,
+    )
+
+
+def csrf_rejection(request: HttpRequest) -> JsonResponse | None:
+    """Django's own CSRF check for a session request, answered as JSON."""
+
+    def protected(_: HttpRequest) -> HttpResponse:  # a view without csrf_exempt
+        return HttpResponse()
+
+    rejected = CsrfViewMiddleware(protected).process_view(request, protected, (), {})
+    if rejected is None:
+        return None
+    return error("CSRF check failed: send the csrftoken cookie and X-CSRFToken header", 403)

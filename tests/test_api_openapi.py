@@ -30,6 +30,7 @@ def test_it_is_served_without_credentials_as_openapi_3(spec: dict[str, Any]) -> 
         "/frames",
         "/frames/{frame_id}",
         "/frames/report",
+        "/frames/test",
         "/frames/openapi.json",
     }
 

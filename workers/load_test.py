@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from frame_tracking.jaeger import JaegerClient
 from frame_tracking.status import FrameStatus
 from frames.models import Frame
 from frames.report import PERCENTILES, percentile_cont
+from workers.local_worker import WorkerDidNotStart, start_worker, stop
 from workers.management.commands.demo import sequence_range
 
 ROOT = Path(settings.BASE_DIR)
@@ -164,21 +164,12 @@ class LoadRun:
         return JaegerClient(self.args.jaeger_url or settings.JAEGER_QUERY_URL, timeout=10)
 
     def start_worker(self, env: dict[str, str], index: int) -> subprocess.Popen[bytes]:
-        log = self.logs / f"worker-{index}.log"
-        command = [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-l", "info",
-                   "--pool", self.args.pool, "-c", str(self.args.concurrency),
-                   "-n", f"{self.cameras[0]}-{index}@%h"]  # fmt: skip
-        worker = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while "ready." not in log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                stop(worker)
-                raise RunBroke(f"worker {index} did not start; see {log}")
-            time.sleep(0.2)
-        return worker
+        args = ["--pool", self.args.pool, "-c", str(self.args.concurrency),
+                "-n", f"{self.cameras[0]}-{index}@%h"]  # fmt: skip
+        try:
+            return start_worker(args, self.logs / f"worker-{index}.log", env)
+        except WorkerDidNotStart as exc:
+            raise RunBroke(str(exc)) from None
 
     def capture_all(
         self, env: dict[str, str]
@@ -400,21 +391,6 @@ def plot(
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown (workers flush their spans), then reap the whole process group."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _children_cpu() -> float:

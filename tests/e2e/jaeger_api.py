@@ -25,6 +25,12 @@ Where the shapes come from (jaegertracing/jaeger at 8498073f, Aug 2026; jaeger-i
   Missing trace: 404 `{"data": null, ..., "errors": [{"code": 404, "msg": "trace not found"}]}`
   (jaegerquery/internal/http_handler.go getTrace/handleError).
 - `GET /api/services`: `{"data": [...], "total": n, ...}`.
+- Trace search, `GET /api/v3/traces?query.service_name=…&query.attributes={json}&
+  query.start_time_min=…&query.start_time_max=…&query.num_traces=…` (apiv3/query_parser.go;
+  every matching trace's spans in one `result`, 404 "No traces found" when none) and the
+  older `GET /api/traces?service=…&tags={json}&start=µs&end=µs&limit=…` (`data`: traces).
+  A trace matches when a span of the service carries every attribute (compared as text) and
+  the trace started in the window.
 - An unknown route: Go's ServeMux `404 page not found` as text/plain.
 
 Switches for tests: `legacy_only` (the v3 routes answer like a Jaeger that lacks them),
@@ -40,10 +46,13 @@ import re
 import threading
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, TracesData
 
 from tests.e2e.otlp_receiver import OTLPReceiver, plain
@@ -69,7 +78,8 @@ class JaegerQueryAPI:
                 api.requests.append(self.path)
                 if api.delay:
                     time.sleep(api.delay)
-                status, content_type, body = api.answer(self.path.split("?", 1)[0])
+                path, _, query = self.path.partition("?")
+                status, content_type, body = api.answer(path, parse_qs(query))
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -108,11 +118,15 @@ class JaegerQueryAPI:
 
     # --- routing ------------------------------------------------------------------------------
 
-    def answer(self, path: str) -> tuple[int, str, bytes]:
+    def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
         v3_trace = re.fullmatch(r"/api/v3/traces/([^/]+)", path)
         legacy_trace = re.fullmatch(r"/api/traces/([^/]+)", path)
         if path.startswith("/api/v3/") and self.legacy_only:
             return 404, "text/plain; charset=utf-8", b"404 page not found\n"
+        if path == "/api/v3/traces":
+            return self.v3_search(query)
+        if path == "/api/traces":
+            return self.legacy_search(query)
         if v3_trace:
             return self.v3_trace(v3_trace[1])
         if legacy_trace:
@@ -139,6 +153,50 @@ class JaegerQueryAPI:
             return 404, "text/plain; charset=utf-8", _dump(envelope)
         return 200, "application/json", _dump(_legacy_envelope([legacy_json(data)], 0))
 
+    def v3_search(self, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        def one(name: str) -> str:
+            return query.get(name, [""])[-1]
+
+        start = datetime.fromisoformat(one("query.start_time_min")).timestamp() * 1e9
+        end = datetime.fromisoformat(one("query.start_time_max")).timestamp() * 1e9
+        trace_ids = self.search(one("query.service_name"), json.loads(one("query.attributes")),
+                                start, end, int(one("query.num_traces") or 20))  # fmt: skip
+        data = TracesData()
+        for trace_id in trace_ids:
+            found = self.traces_data(trace_id)
+            if found is not None:
+                data.resource_spans.extend(found.resource_spans)
+        if not data.resource_spans:
+            error = {"error": {"httpCode": 404, "message": "No traces found"}}
+            return 404, "text/plain; charset=utf-8", _dump(error)
+        return 200, "application/json", _dump({"result": v3_json(data)})
+
+    def legacy_search(self, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        def one(name: str) -> str:
+            return query.get(name, [""])[-1]
+
+        trace_ids = self.search(one("service"), json.loads(one("tags") or "{}"),
+                                int(one("start")) * 1e3, int(one("end")) * 1e3,
+                                int(one("limit") or 20))  # fmt: skip
+        traces = [legacy_json(data) for t in trace_ids if (data := self.traces_data(t))]
+        return 200, "application/json", _dump(_legacy_envelope(traces, len(traces)))
+
+    def search(
+        self, service: str, attributes: dict[str, str], start_ns: float, end_ns: float, limit: int
+    ) -> list[str]:
+        with self.receiver.lock:
+            exports = list(self.receiver.exports)
+        starts: dict[str, int] = {}
+        matching: set[str] = set()
+        for span_service, span in _every_span(exports):
+            trace_id = span.trace_id.hex()
+            starts[trace_id] = min(starts.get(trace_id, 2**63), span.start_time_unix_nano)
+            tags = {a.key: str(plain(a.value)) for a in span.attributes}
+            if span_service == service and all(tags.get(k) == v for k, v in attributes.items()):
+                matching.add(trace_id)
+        found = [t for t in matching if start_ns <= starts[t] <= end_ns and t not in self.hidden]
+        return sorted(found)[:limit]
+
     # --- the stored spans ---------------------------------------------------------------------
 
     def traces_data(self, trace_id: str) -> TracesData | None:
@@ -160,6 +218,15 @@ class JaegerQueryAPI:
         with self.receiver.lock:
             names = {span.service for span in self.receiver.spans}
         return sorted(names)
+
+
+def _every_span(exports: list[ExportTraceServiceRequest]) -> Iterable[tuple[str, Span]]:
+    for export in exports:
+        for resource_spans in export.resource_spans:
+            resource = {a.key: plain(a.value) for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    yield str(resource.get("service.name", "")), span
 
 
 def _filtered(resource_spans: ResourceSpans, trace_id: bytes) -> ResourceSpans | None:

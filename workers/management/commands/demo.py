@@ -7,7 +7,6 @@ capture command for a few seconds, waits until every captured frame has its fina
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from frames import report
 from frames.models import Frame
+from workers.local_worker import WorkerDidNotStart, start_worker, stop
 
 
 class Command(BaseCommand):
@@ -52,17 +52,10 @@ class Command(BaseCommand):
         log = Path(settings.BASE_DIR) / "var" / "demo-worker.log"
         log.parent.mkdir(exist_ok=True)
         self.stdout.write(f"starting celery -A detektr worker (log: {log})")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-c", "2", "-l", "info"],
-            cwd=settings.BASE_DIR, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                stop(worker)
-                raise CommandError(f"the worker did not start; see {log}")
-            time.sleep(0.2)
-        return worker
+        try:
+            return start_worker(["-c", "2"], log, timeout=60)
+        except WorkerDidNotStart as exc:
+            raise CommandError(str(exc)) from None
 
     def capture(self, camera: str, source: str, seconds: float) -> str:
         command = [sys.executable, "manage.py", "capture", "--camera", camera,
@@ -107,11 +100,3 @@ def sequence_range(output: str) -> tuple[int, int]:
         return int(first), int(last)
     except (IndexError, ValueError):
         raise CommandError(f"unexpected capture output: {output!r}") from None
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.kill()

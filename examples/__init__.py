@@ -1,0 +1,1 @@
+"""Examples from docs/frame-tracking-guide.md; tests run them, so the guide stays true."""

@@ -1,0 +1,74 @@
+"""scripts/load_test.py, briefly: both modes, the table, the JSON summary and the plot.
+
+Only what the tool reports is checked here, not whether this machine meets the criteria;
+the measured runs are in docs/load-test.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from frames.models import Frame
+from tests.e2e.conftest import ROOT
+from tests.e2e.jaeger_api import JaegerQueryAPI
+
+pytestmark = pytest.mark.e2e
+
+
+def load_test(env: dict[str, str], out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "scripts/load_test.py", "--fps", "10", "--duration", "5",
+         "--size", "320x240", "--out", str(out), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def check_summary(summary: dict, result: subprocess.CompletedProcess[str], cameras: int) -> None:
+    assert result.returncode == (0 if summary["passed"] else 1), result.stderr
+    assert len(summary["cameras"]) == cameras
+    for row in [*summary["cameras"], summary["total"]]:
+        ended = row["stored"] + row["dropped"] + row["failed"] + row["lost"]
+        assert ended == row["captured"] > 0
+    total = summary["total"]
+    assert total["captured"] == sum(row["captured"] for row in summary["cameras"])
+    rows = Frame.objects.filter(camera_id__in=[row["camera_id"] for row in summary["cameras"]])
+    assert rows.filter(status="stored").count() == total["stored"]
+    stored = [f.latency_ms or 0.0 for f in rows.filter(status="stored")]
+    assert min(stored) <= total["p50_ms"] <= total["p95_ms"] <= total["p99_ms"] <= max(stored)
+
+
+def test_a_self_contained_run_reports_every_frame_with_a_table_json_and_plot(
+    pipeline_env, tmp_path
+):
+    result = load_test(pipeline_env, tmp_path, "--cameras", "2")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    check_summary(summary, result, cameras=2)
+    assert summary["mode"] == "self-contained"
+    assert summary["total"]["complete_pct"] is not None  # counted from its own receiver
+    assert set(summary["cpu_ms_per_frame"]) == {"captures", "workers"}
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = result.stdout
+    assert "camera" in table and "complete %" in table and "total" in table
+    assert ("PASSED" if summary["passed"] else "FAILED") in table
+
+
+def test_against_a_deployment_it_runs_only_captures_and_reads_completeness_from_jaeger(
+    start_worker, pipeline_env, otlp, tmp_path
+):
+    start_worker("-c", "2")  # the deployment's worker, exporting to the receiver
+    with JaegerQueryAPI(otlp) as jaeger:
+        result = load_test(pipeline_env, tmp_path, "--cameras", "1", "--deployment",
+                           "--jaeger-url", jaeger.url, "--settle", "3", "--json")  # fmt: skip
+        asked = list(jaeger.requests)
+    summary = json.loads(result.stdout)
+    check_summary(summary, result, cameras=1)
+    assert summary["mode"] == "deployment"
+    assert set(summary["cpu_ms_per_frame"]) == {"captures"}
+    sampled = Frame.objects.filter(sampled=True).count()
+    assert len([path for path in asked if path.startswith("/api/v3/traces/")]) == sampled
+    assert summary["total"]["complete_pct"] is not None
