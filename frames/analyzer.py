@@ -281,18 +281,18 @@ def waterfall(spans: Sequence[JaegerSpan], width: int = 40) -> list[str]:
     origin = min(span.start_ns for span in spans)
     total = max(max(span.end_ns for span in spans) - origin, 1)
     by_id = {span.span_id: span for span in spans}
-    lines = [f"{'service':<18} {'operation':<24} {'start ms':>9} {'dur ms':>8}  status  timeline"]
+    lines = [f"{'service':<22} {'operation':<28} {'start ms':>9} {'dur ms':>8}  status  timeline"]
     for span in sorted(spans, key=lambda s: (s.start_ns, s.name)):
         parent = by_id.get(span.parent_span_id)
         if parent is not None and span.name.startswith("run/"):
             wait = (span.start_ns - parent.start_ns) / 1e6
-            lines.append(f"{'':<18} {'  · queued':<24} {'':>9} {wait:>8.2f}"
+            lines.append(f"{'':<22} {'  · queued':<28} {'':>9} {wait:>8.2f}"
                          + (SKEW if wait < 0 else ""))  # fmt: skip
         left = int((span.start_ns - origin) / total * width)
         bar = "█" * max(1, int((span.end_ns - span.start_ns) / total * width))
         offset = (span.start_ns - origin) / 1e6
         lines.append(
-            f"{span.service[:18]:<18} {span.name[:24]:<24} {offset:>9.2f} "
+            f"{span.service[:22]:<22} {span.name[:28]:<28} {offset:>9.2f} "
             f"{span.duration_ms:>8.2f}  {span.status:<6}  {' ' * left}{bar}"
         )
     orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in by_id]
@@ -503,10 +503,8 @@ def slow(context: Context, args: argparse.Namespace) -> int:
     where = f"in {args.stage} (queue wait + work)" if args.stage else "end to end"
     write(context, f"{len(found)} frames took over {over:g} ms {where}")
     for item in listed:
-        parts = ", ".join(f"{s['stage']} {_num(s['queue_wait_ms'])}+{_num(s['work_ms'])}"
-                          for s in item["stages"])  # fmt: skip
         write(context, f"  {item['took_ms']:>9.1f} ms  {item['frame_id']}  {item['status']}")
-        write(context, f"               queue wait+work ms: {parts}")
+        write(context, "               " + " | ".join(map(_stage_time, item["stages"])))
     return FOUND_PROBLEMS if found else OK
 
 
@@ -521,6 +519,15 @@ def _slow_frame(took: float, frame: FrameDict) -> SlowFrame:
             for stage, wait, work in stage_times(frame)
         ],
     }
+
+
+def _stage_time(stage: StageTime) -> str:
+    wait, work = stage["queue_wait_ms"], stage["work_ms"]
+    parts = [
+        f"wait {wait:.1f}" if wait is not None else "",
+        f"work {work:.1f}" if work is not None else "",
+    ]
+    return f"{stage['stage']} {' '.join(p for p in parts if p) or '-'}"
 
 
 def _time_in(frame: FrameDict, stage: str | None) -> float | None:
