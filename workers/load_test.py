@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from django.conf import settings
-from django.db.models import Count
 from tqdm import tqdm
 
 from frame_tracking.completeness import CompletenessReport, FetchTrace, FrameRef, check_frames
 from frame_tracking.jaeger import JaegerClient
-from frame_tracking.status import FrameStatus
+from frames import report
 from frames.models import Frame
 from frames.report import PERCENTILES, percentile_cont
 from workers.local_worker import WorkerDidNotStart, start_worker, stop
@@ -256,25 +255,27 @@ class LoadRun:
     def camera_result(
         self, camera: str, sequences: tuple[int, int], fetch: FetchTrace
     ) -> CameraResult:
+        """The run's accounting from the report (frames/report.py), its completeness here."""
         first, last = sequences
-        in_run = Frame.objects.filter(camera_id=camera, sequence__range=(first, last))
-        frames = list(in_run.order_by("sequence"))
-        result = CameraResult(camera, captured=last - first + 1)
-        result.stored = sum(1 for f in frames if f.status == FrameStatus.STORED)
-        result.failed = sum(1 for f in frames if f.status == FrameStatus.FAILED)
-        result.dropped = sum(1 for f in frames if f.status == FrameStatus.DROPPED)
-        drops = in_run.filter(status=FrameStatus.DROPPED).order_by()
-        result.dropped_by_reason = dict(drops.values_list("reason").annotate(n=Count("id")))
-        result.lost = result.captured - len(frames)
-        result.loss_pct = round(100 * (result.captured - result.stored) / result.captured, 3)
-        latencies = [f.latency_ms for f in frames if f.status == "stored" and f.latency_ms]
-        result.p50_ms, result.p95_ms, result.p99_ms = _percentiles(latencies)
-        report = CompletenessReport()
+        run = report.run_report(camera, first, last)
+        result = CameraResult(
+            camera, captured=run["captured"], stored=run["stored"], dropped=run["dropped"],
+            dropped_by_reason=run["dropped_by_reason"], failed=run["failed"], lost=run["lost"],
+            loss_pct=round(100 * (run["captured"] - run["stored"]) / max(run["captured"], 1), 3),
+            p50_ms=_round(run["p50_latency_ms"]), p95_ms=_round(run["p95_latency_ms"]),
+            p99_ms=_round(run["p99_latency_ms"]),
+        )  # fmt: skip
+        frames = list(
+            Frame.objects.filter(camera_id=camera, sequence__range=(first, last)).order_by(
+                "sequence"
+            )
+        )
+        completeness = CompletenessReport()
         for check in check_frames([_ref(f) for f in frames], fetch, concurrency=8):
-            report.add(check)
+            completeness.add(check)
             self.completeness.add(check)
-        result.complete_pct = report.complete_pct
-        result.incomplete_examples = report.examples.get("incomplete", [])
+        result.complete_pct = completeness.complete_pct
+        result.incomplete_examples = completeness.examples.get("incomplete", [])
         origin = frames[0].captured_at.timestamp() if frames else 0.0
         self.series[camera] = [
             (f.captured_at.timestamp() - origin, f.latency_ms, f.status) for f in frames
@@ -288,9 +289,11 @@ def _ref(frame: Frame) -> FrameRef:
 
 
 def _percentiles(values: list[float]) -> tuple[float | None, ...]:
-    return tuple(
-        round(p, 2) if (p := percentile_cont(values, f)) is not None else None for f in PERCENTILES
-    )
+    return tuple(_round(percentile_cont(values, f)) for f in PERCENTILES)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def combine(
