@@ -15,6 +15,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from frame_tracking import logs, telemetry
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -108,6 +110,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "frames",
     "workers",
+    "health",
 ]
 
 MIDDLEWARE = [
@@ -151,10 +154,20 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Every line names its trace, span and frame (frame_tracking.logs), in every process:
+# Celery workers log through this too (CELERY_WORKER_HIJACK_ROOT_LOGGER below).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"trace_context": {"()": "frame_tracking.logs.TraceContextFilter"}},
+    "formatters": {"detektr": {"format": logs.FORMAT}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["trace_context"],
+            "formatter": "detektr",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", LOG_LEVELS)},
 }
 
@@ -165,6 +178,15 @@ JAEGER_UI_URL = env_url("JAEGER_UI_URL", "http://localhost:16686", ("http", "htt
 # Jaeger's query API (frame_tracking.jaeger): the analyzer, the canary and doctor read traces
 # there. Usually the same address as the UI.
 JAEGER_QUERY_URL = env_url("JAEGER_QUERY_URL", JAEGER_UI_URL, ("http", "https"))
+# How long the trace backend keeps traces, as configured there (Jaeger does not say through
+# its API); `doctor` reports it. The compose stack gives Jaeger this same value.
+TRACE_RETENTION = env_str("TRACE_RETENTION", "")
+# The OTEL_* variables are read by frame_tracking.telemetry in each process; a value it
+# cannot honour stops start-up here rather than exporting nothing.
+try:
+    telemetry.exporter_names()
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # Bearer tokens accepted by the /frames API, besides a logged-in session.
 DETEKTR_API_TOKENS = env_list("DETEKTR_API_TOKENS", [])
 # How long a frame's bytes live in Redis (the claim check); store deletes them earlier
@@ -228,6 +250,8 @@ if WORKER_METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR, or a prefork worker would serve "
         "one pool process's numbers: start the worker with scripts/worker.sh"
     )
+# Workers log through LOGGING above, so their lines carry trace_id, span_id and frame_id too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -9,21 +9,24 @@ split across workers shows each stage as its own service.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from celery.signals import (
     celeryd_init,
+    task_postrun,
     task_prerun,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
     worker_shutdown,
 )
+from celery.worker.control import inspect_command
 from django.conf import settings
 from django.db import close_old_connections
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-from frame_tracking import metrics
+from frame_tracking import logs, metrics
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 
 STAGES = ("buffer", "process", "store")
@@ -79,3 +82,27 @@ def drop_broken_db_connection(**_: Any) -> None:
     """After a database outage the worker's connection is dead; without this, the retries of
     store would keep using it. Cheap: it only checks usability once an error occurred."""
     close_old_connections()
+
+
+@inspect_command()
+def detektr_clock(state: Any, **_: Any) -> dict[str, float]:
+    """This worker's wall clock, for the clock-skew check of `manage.py doctor`."""
+    return {"time": time.time()}
+
+
+_frame_tokens: dict[str, Any] = {}
+
+
+@task_prerun.connect
+def name_the_frame_in_logs(task_id: str = "", args: Any = (), **_: Any) -> None:
+    """Lines logged while a stage handles a frame carry its frame id (frame_tracking.logs)."""
+    payload = args[0] if args else None
+    if isinstance(payload, dict) and "frame_id" in payload:
+        _frame_tokens[task_id] = logs.bind_frame(payload["frame_id"])
+
+
+@task_postrun.connect
+def forget_the_frame_in_logs(task_id: str = "", **_: Any) -> None:
+    token = _frame_tokens.pop(task_id, None)
+    if token is not None:
+        logs.unbind_frame(token)

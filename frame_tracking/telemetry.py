@@ -1,37 +1,110 @@
 """Tracing bootstrap: one call per process builds the TracerProvider.
 
 Everything is read from the standard OpenTelemetry variables: OTEL_SDK_DISABLED,
-OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG) and
-OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. Spans leave through a BatchSpanProcessor whose
+OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_TRACES_EXPORTER
+and OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. Spans leave through a BatchSpanProcessor whose
 worker thread does the exporting, so a tracing backend that is down or slow costs the
-pipeline nothing but the spans it drops.
+pipeline nothing but the spans it drops; those are counted (frame_tracking.metrics), so
+the tracer's own health is visible.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+
+from frame_tracking.metrics import SPAN_EXPORT_FAILURES, SPANS_DROPPED, SPANS_EXPORTED
 
 log = logging.getLogger(__name__)
 
 _provider: TracerProvider | None = None
+
+# OTEL_TRACES_EXPORTER values this build supports (the spec's list, comma-separated).
+EXPORTERS = ("otlp", "console", "none")
 
 
 def tracing_disabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
+def exporter_names() -> list[str]:
+    """OTEL_TRACES_EXPORTER as a list (default otlp); raises ValueError on a value we do not
+    support, so a typo is caught at start-up instead of silently exporting nothing."""
+    value = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "otlp"
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in EXPORTERS]
+    if unknown or not names:
+        raise ValueError(
+            f"OTEL_TRACES_EXPORTER={value!r}: use one or more of {', '.join(EXPORTERS)}"
+        )
+    return [name for name in names if name != "none"]
+
+
+class CountingExporter(SpanExporter):
+    """Wraps an exporter and counts the spans it delivered and the ones it lost."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.exporter.export(spans)
+        except Exception:
+            SPAN_EXPORT_FAILURES.inc(len(spans))
+            raise
+        counter = SPANS_EXPORTED if result is SpanExportResult.SUCCESS else SPAN_EXPORT_FAILURES
+        counter.inc(len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class CountingBatchSpanProcessor(BatchSpanProcessor):
+    """A BatchSpanProcessor that counts the spans it drops when its queue is full.
+
+    The SDK drops the oldest queued span and logs once; its own drop metric needs
+    OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED and an OpenTelemetry MeterProvider. Here the
+    check costs one length comparison per ended span. It reads the SDK's queue (pinned
+    opentelemetry-sdk; tests/test_telemetry.py overflows a real processor to prove it).
+    """
+
+    def on_end(self, span: ReadableSpan) -> None:
+        batch = self._batch_processor
+        context = span.context
+        if context is not None and context.trace_flags.sampled:
+            if len(batch._queue) >= batch._max_queue_size:
+                SPANS_DROPPED.inc()
+        super().on_end(span)
+
+
+def make_exporter(name: str) -> SpanExporter:
+    exporter = OTLPSpanExporter() if name == "otlp" else ConsoleSpanExporter()
+    return CountingExporter(exporter)
+
+
 def configure_tracing(default_service_name: str = "detektr") -> TracerProvider | None:
     """Install the process's TracerProvider once; later calls return the same one.
 
     `default_service_name` applies only when OTEL_SERVICE_NAME is not set. Returns None when
-    OTEL_SDK_DISABLED=true: the API's no-op tracer then stays in place.
+    OTEL_SDK_DISABLED=true: the API's no-op tracer then stays in place. With
+    OTEL_TRACES_EXPORTER=none spans are still made (valid trace ids on every frame, sampling
+    decisions) but go nowhere.
     """
     global _provider
     if _provider is not None:
@@ -40,7 +113,8 @@ def configure_tracing(default_service_name: str = "detektr") -> TracerProvider |
         return None
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: default_service_name}
     provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    for name in exporter_names():
+        provider.add_span_processor(CountingBatchSpanProcessor(make_exporter(name)))
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider

@@ -17,10 +17,12 @@ SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_co
 
 
 def declared() -> dict[str, str]:
-    """Each metric family in frame_tracking.metrics: name -> type."""
+    """Each metric family in frame_tracking.metrics, also those its collectors read at scrape
+    time: name -> type."""
     families = {}
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
+    collectors = [metrics.QueueCollector(list)]
+    for value in [*vars(metrics).values(), *collectors]:
+        if isinstance(value, MetricWrapperBase | metrics.QueueCollector):
             for family in value.describe():
                 families[family.name] = family.type
     return families

@@ -21,16 +21,13 @@ from django.db.models import Max
 from opentelemetry import trace
 
 from frame_tracking import DropReason, FrameID, FrameMetadata, Stage, TraceContext
-from frame_tracking.metrics import (
-    CAMERA_RECONNECTS,
-    FRAMES_CAPTURED,
-    INFLIGHT_FRAMES,
-    INFLIGHT_UTILISATION,
-)
+from frame_tracking.logs import bind_frame, unbind_frame
+from frame_tracking.metrics import FRAMES_CAPTURED, INFLIGHT_FRAMES, INFLIGHT_UTILISATION
 from frames.models import Frame
 from tasks import frame_bytes, frame_pipeline
+from workers.camera_state import CameraState
 from workers.records import UNAVAILABLE, FinalRecords
-from workers.sources import Source, SourceError, open_source
+from workers.sources import Source, SourceError, open_source, stall_seconds
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("detektr.capture")
@@ -101,6 +98,7 @@ class CaptureWorker:
     stats: CaptureStats = field(default_factory=CaptureStats)
     backpressure: Backpressure = field(default_factory=Backpressure)
     records: FinalRecords = field(init=False)
+    state: CameraState = field(init=False)
     # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
     in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
     sequence: int = 0
@@ -109,6 +107,7 @@ class CaptureWorker:
 
     def __post_init__(self) -> None:
         self.records = FinalRecords(self.config.camera_id)
+        self.state = CameraState(self.config.camera_id, stall_seconds(self.config.fps))
 
     def run(self) -> CaptureStats:
         source = open_source(self.config.source)
@@ -122,6 +121,7 @@ class CaptureWorker:
             if not self.stop.is_set():
                 self.drain()
         finally:
+            self.state.stopped()
             source.close()
             self.records.flush()
             self.records.save()
@@ -148,7 +148,7 @@ class CaptureWorker:
                 log.warning("camera %s: %s; reconnecting", self.config.camera_id, exc)
                 source.close()
                 self.stats.reconnects += 1
-                CAMERA_RECONNECTS.labels(self.config.camera_id).inc()
+                self.state.reconnecting(str(exc))
                 self.open_with_backoff(source, started)
                 continue
             if image is None:  # end of a file
@@ -224,6 +224,7 @@ class CaptureWorker:
                 return True
             except SourceError as exc:
                 log.warning("camera %s: %s; retrying in %.1fs", self.config.camera_id, exc, delay)
+                self.state.retrying_open(str(exc))
             self.housekeeping()  # frames already in flight still get reaped and recorded
             self.stop.wait(delay)
             delay = min(delay * 2, self.config.max_backoff)
@@ -244,10 +245,12 @@ class CaptureWorker:
 
     def capture(self, image: np.ndarray, description: str) -> None:
         camera = self.config.camera_id
+        self.state.frame()
         with tracer.start_as_current_span("capture_frame") as span:
             started = time.time()
             self.sequence += 1
             frame_id = FrameID.generate(camera, sequence=self.sequence)
+            logged_as = bind_frame(frame_id)
             meta = FrameMetadata(
                 frame_id=frame_id,
                 timestamp=frame_id.timestamp,
@@ -275,6 +278,7 @@ class CaptureWorker:
                     self.records.add(meta)
             span.set_attributes(meta.to_span_attributes())
             span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status.value})
+            unbind_frame(logged_as)
 
     def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
         if self.backpressure.shedding:

@@ -47,6 +47,13 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def stall_seconds(fps: float | None) -> float:
+    """No frame for this long means the camera stalled: the read timeout that makes the
+    capture loop reconnect, or three frame periods at a slow --fps."""
+    read_timeout = timeout_ms(READ_TIMEOUT_VARIABLE, DEFAULT_READ_TIMEOUT_MS) / 1000
+    return max(read_timeout, 3 / fps) if fps else read_timeout
+
+
 def timeout_ms(variable: str, default: int) -> int:
     """A timeout in milliseconds from the environment; SourceError naming it when malformed."""
     text = os.environ.get(variable, "").strip()

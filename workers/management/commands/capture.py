@@ -64,7 +64,8 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop.set())
         if options["metrics_port"]:
-            metrics.serve(options["metrics_port"])
+            # /health answers 503 while the camera is starting, stalled or reconnecting.
+            metrics.serve(options["metrics_port"], health=worker.state.health)
         configure_tracing(default_service_name="detektr-capture")
         CeleryInstrumentor().instrument()
         try:

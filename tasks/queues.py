@@ -1,0 +1,80 @@
+"""The stage queues as the broker and the workers see them: how many frames wait, how old the
+one next in line is, and which workers consume each queue. Read on demand (a Prometheus
+scrape, `manage.py doctor`), never on the per-frame path."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerError
+
+from detektr_project.celery import app
+from frame_tracking import FrameID
+from frame_tracking.metrics import QueueReading
+from tasks import frame_bytes
+
+
+def stage_queues() -> list[str]:
+    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
+def oldest_frame_age(message: bytes | None, now: float) -> float | None:
+    """Seconds since capture of the frame in a queued task message (kombu's Redis envelope
+    around Celery's [args, kwargs, embed] body); None when it names no frame."""
+    if message is None:
+        return None
+    try:
+        envelope = json.loads(message)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        payload = json.loads(body)[0][0]
+        if isinstance(payload, list):  # record_batch: many frames, the first is the oldest
+            payload = payload[0]
+        captured = FrameID.parse(payload["frame_id"]).timestamp.timestamp()
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return max(0.0, now - captured)
+
+
+def waiting(queue: str) -> tuple[int, float | None]:
+    """(tasks waiting, age of the oldest waiting frame). kombu's Redis transport LPUSHes and
+    BRPOPs, so the message next in line is the list's last element."""
+    pipe = frame_bytes.broker().pipeline(transaction=False)
+    pipe.llen(queue)
+    pipe.lindex(queue, -1)
+    depth, oldest = pipe.execute()
+    return int(depth), oldest_frame_age(oldest, time.time())
+
+
+def consumers(timeout: float = 1.0) -> dict[str, list[str]] | None:
+    """Stage queue -> the workers consuming it, from a broadcast to every worker; None when
+    the broadcast itself failed (broker down)."""
+    try:
+        replies: dict[str, Any] = app.control.inspect(timeout=timeout).active_queues() or {}
+    except (OSError, redis.RedisError, BrokerError):
+        return None
+    found: dict[str, list[str]] = {queue: [] for queue in stage_queues()}
+    for worker, queues in sorted(replies.items()):
+        for queue in queues:
+            found.setdefault(queue["name"], []).append(worker)
+    return found
+
+
+def readings(timeout: float = 1.0) -> list[QueueReading]:
+    """Every stage queue, for the Prometheus QueueCollector; none while the broker is away
+    (the gauges vanish rather than report a depth nobody read)."""
+    try:
+        depths = {queue: waiting(queue) for queue in stage_queues()}
+    except redis.RedisError:
+        return []
+    workers = consumers(timeout)
+    return [
+        QueueReading(queue, depth, age, None if workers is None else len(workers.get(queue, [])))
+        for queue, (depth, age) in depths.items()
+    ]

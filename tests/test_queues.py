@@ -1,0 +1,83 @@
+"""The stage queues read from the broker: depth and the age of the frame next in line, from
+real task messages in a real Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+
+from detektr_project.celery import app
+from frame_tracking import FrameID, FrameMetadata
+from frame_tracking.metrics import QueueCollector, QueueReading
+from tasks import final_records, frame_bytes, queues
+from tasks.buffer import buffer
+
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
+
+
+@pytest.fixture(autouse=True)
+def broker(settings) -> Iterator[redis.Redis]:
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = REDIS_URL
+    frame_bytes.broker.cache_clear()
+    client = frame_bytes.broker()
+    client.flushdb()
+    yield client
+    frame_bytes.broker.cache_clear()
+
+
+def frame(age: float) -> FrameMetadata:
+    now = FrameID.generate("q01")
+    captured = now.timestamp - timedelta(seconds=age)
+    frame_id = FrameID.from_parts(captured, "q01", now.sequence, now.nonce)
+    return FrameMetadata(frame_id=frame_id, timestamp=captured, camera_id="q01")
+
+
+def publish(*metas: FrameMetadata) -> None:
+    """Queue buffer tasks as capture does, on the test broker (no worker consumes it)."""
+    with app.connection_for_write(REDIS_URL) as connection:
+        for meta in metas:
+            buffer.apply_async((meta.to_dict(),), connection=connection)  # type: ignore[call-arg]
+
+
+def test_an_empty_queue_has_no_oldest_frame():
+    assert queues.waiting("buffer") == (0, None)
+
+
+def test_it_counts_the_waiting_tasks_and_ages_the_frame_next_in_line():
+    publish(frame(age=30), frame(age=2), frame(age=1))
+    depth, oldest = queues.waiting("buffer")
+    assert depth == 3
+    assert oldest is not None and 30 <= oldest < 40
+
+
+def test_a_batch_of_final_records_is_aged_by_its_first_frame():
+    with app.connection_for_write(REDIS_URL) as connection:
+        final_records([frame(age=12), frame(age=3)]).apply_async(connection=connection)
+    depth, oldest = queues.waiting("store")
+    assert depth == 1
+    assert oldest is not None and 12 <= oldest < 20
+
+
+def test_a_message_that_names_no_frame_has_no_age():
+    assert queues.oldest_frame_age(b'{"body": "bm90IGpzb24="}', 0.0) is None
+    assert queues.oldest_frame_age(b"not json", 0.0) is None
+
+
+def test_the_collector_exposes_each_queue_and_leaves_out_consumers_it_could_not_count():
+    registry = CollectorRegistry()
+    registry.register(
+        QueueCollector(
+            lambda: [QueueReading("buffer", 4, 2.5, 1), QueueReading("store", 0, None, None)]
+        )
+    )
+    text = generate_latest(registry).decode()
+    assert 'detektr_queue_depth{queue="buffer"} 4.0' in text
+    assert 'detektr_queue_oldest_frame_age_seconds{queue="buffer"} 2.5' in text
+    assert 'detektr_queue_oldest_frame_age_seconds{queue="store"} 0.0' in text
+    assert 'detektr_queue_consumers{queue="buffer"} 1.0' in text
+    assert 'detektr_queue_consumers{queue="store"}' not in text

@@ -1,0 +1,105 @@
+"""What a capture worker's camera is doing right now, for /health and the metrics.
+
+The capture loop tells it three things: a frame arrived, the source is being (re)opened, the
+run ended. Everything else (stalled, since when) is derived when someone asks, so the
+per-frame cost is one clock read and one gauge set.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+from frame_tracking.metrics import CAMERA_LAST_FRAME, CAMERA_RECONNECTS, CAMERA_UP
+
+
+class CameraStatus(enum.StrEnum):
+    STARTING = "starting"  # opening the source for the first time
+    UP = "up"  # frames arrive
+    STALLED = "stalled"  # open, but no frame for longer than the stall timeout
+    RECONNECTING = "reconnecting"  # the source failed or stalled and is being reopened
+    STOPPED = "stopped"  # the run ended
+
+
+class CameraHealthDict(TypedDict):
+    camera: str
+    status: str
+    since: str  # ISO 8601, UTC: when the camera entered this status
+    last_frame_at: str | None
+    reconnects: int
+    detail: str
+
+
+def iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+
+
+@dataclass
+class CameraState:
+    camera_id: str
+    # No frame for this long while "up" counts as stalled (the source's read timeout).
+    stall_seconds: float
+    status: CameraStatus = CameraStatus.STARTING
+    since: float = field(default_factory=time.time)
+    last_frame_at: float | None = None
+    reconnects: int = 0
+    detail: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._up = CAMERA_UP.labels(self.camera_id)
+        self._last_frame = CAMERA_LAST_FRAME.labels(self.camera_id)
+        self._up.set(0)
+
+    def frame(self) -> None:
+        """A frame was read: the per-frame path, kept to a clock read and a gauge set."""
+        now = time.time()
+        self.last_frame_at = now
+        self._last_frame.set(now)
+        if self.status is not CameraStatus.UP:
+            self._enter(CameraStatus.UP, "", now)
+
+    def reconnecting(self, why: str) -> None:
+        """The source failed or stalled and is being reopened."""
+        self.reconnects += 1
+        CAMERA_RECONNECTS.labels(self.camera_id).inc()
+        self._enter(CameraStatus.RECONNECTING, why, time.time())
+
+    def retrying_open(self, why: str) -> None:
+        """An open attempt failed; still starting or reconnecting, since the first failure."""
+        with self.lock:
+            self.detail = why
+
+    def stopped(self) -> None:
+        self._enter(CameraStatus.STOPPED, "", time.time())
+
+    def _enter(self, status: CameraStatus, detail: str, now: float) -> None:
+        with self.lock:
+            self.status, self.since, self.detail = status, now, detail
+        self._up.set(1 if status is CameraStatus.UP else 0)
+
+    def snapshot(self, now: float | None = None) -> CameraHealthDict:
+        now = time.time() if now is None else now
+        with self.lock:
+            status, since, detail = self.status, self.since, self.detail
+        last = self.last_frame_at
+        if status is CameraStatus.UP and last is not None and now - last > self.stall_seconds:
+            status, since = CameraStatus.STALLED, last
+            detail = f"no frame for {now - last:.1f}s (stall timeout {self.stall_seconds:g}s)"
+        return {
+            "camera": self.camera_id,
+            "status": status.value,
+            "since": iso(since) or "",
+            "last_frame_at": iso(last),
+            "reconnects": self.reconnects,
+            "detail": detail,
+        }
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """(200 or 503, the snapshot): healthy only while frames arrive."""
+        snapshot = self.snapshot()
+        return (200 if snapshot["status"] == CameraStatus.UP else 503), dict(snapshot)
