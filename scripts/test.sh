@@ -3,4 +3,5 @@
 # PostgreSQL and Redis. Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
+scripts/install-prometheus.sh >/dev/null  # promtool and prometheus for the alert and metrics tests
 exec .venv/bin/pytest "$@"
