@@ -8,6 +8,7 @@ import enum
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -25,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from detektr_project.celery import app
 from frame_tracking import telemetry
+from frame_tracking.jaeger import JaegerClient, JaegerError
 from tasks import queues
 from workers.sources import redact
 
@@ -100,15 +102,19 @@ def migrations() -> Result:
             "make the database reachable, then: python manage.py migrate",
         )
     if plan:
-        names = ", ".join(f"{m.app_label}.{m.name}" for m, _ in plan[:5])
-        more = f" and {len(plan) - 5} more" if len(plan) > 5 else ""
         return Result(
-            "migrations",
-            Status.FAIL,
-            f"{len(plan)} not applied: {names}{more}",
+            "migrations", Status.FAIL, f"{len(plan)} not applied: {pending(plan)}",
             "python manage.py migrate",
-        )
+        )  # fmt: skip
     return Result("migrations", Status.OK, "all applied")
+
+
+def pending(plan: list[tuple[Any, bool]]) -> str:
+    """A few migrations by name; many (a fresh database) as a count per app."""
+    if len(plan) <= 3:
+        return ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan)
+    per_app = Counter(migration.app_label for migration, _ in plan)
+    return ", ".join(f"{app} {count}" for app, count in sorted(per_app.items()))
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -318,11 +324,6 @@ def trace_id_of(span: ReadableSpan) -> str:
 
 def jaeger(span: ReadableSpan, exported: bool, wait: float) -> Result:
     """The query API answers, and holds the span `otlp` exported within `wait` seconds."""
-    try:
-        from frame_tracking.jaeger import JaegerClient, JaegerError
-    except ImportError:  # TEMPORARY until ops' client is merged
-        return Result("jaeger", Status.WARN, "client missing", "")
-
     client = JaegerClient(settings.JAEGER_QUERY_URL, timeout=TIMEOUT)
     where = settings.JAEGER_QUERY_URL
     trace_id = trace_id_of(span)

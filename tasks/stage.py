@@ -19,6 +19,8 @@ PREVIOUS_STAGE = {
     Stage.PROCESS: Stage.BUFFER,
     Stage.STORE: Stage.PROCESS,
 }
+for _stage in PREVIOUS_STAGE:  # each stage's series from 0, so alerts see the first break
+    TRACE_BREAKS.labels(_stage)
 
 
 def note_trace_break(meta: FrameMetadata, stage: Stage, span: trace.Span) -> None:

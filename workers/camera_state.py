@@ -54,6 +54,7 @@ class CameraState:
         self._up = CAMERA_UP.labels(self.camera_id)
         self._last_frame = CAMERA_LAST_FRAME.labels(self.camera_id)
         self._up.set(0)
+        CAMERA_RECONNECTS.labels(self.camera_id)  # 0 from the start: increase() works at once
 
     def frame(self) -> None:
         """A frame was read: the per-frame path, kept to a clock read and a gauge set."""

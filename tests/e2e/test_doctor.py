@@ -1,0 +1,150 @@
+"""`manage.py doctor` run as an operator runs it, against the real services: ok when they are
+all there, and FAIL with the fix for each missing prerequisite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from django.db import connection
+
+from tests.e2e.conftest import ROOT
+from tests.e2e.jaeger_api import JaegerQueryAPI
+from tests.e2e.otlp_receiver import OTLPReceiver
+from tests.e2e.services import RedisServer, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def doctor(env: dict[str, str], *args: str) -> tuple[int, dict[str, dict[str, Any]], str]:
+    """(exit status, results by check name, stderr) of `manage.py doctor --json`."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "doctor", "--json", "--jaeger-wait", "5", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    checks = {check["check"]: check for check in json.loads(result.stdout)}
+    return result.returncode, checks, result.stderr
+
+
+def statuses(checks: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {name: check["status"] for name, check in checks.items()}
+
+
+@pytest.fixture
+def doctor_env(pipeline_env: dict[str, str], otlp: OTLPReceiver) -> Iterator[dict[str, str]]:
+    """The pipeline's environment, with Jaeger's query API over the spans the OTLP receiver
+    got (Jaeger itself cannot run here: tests/e2e/jaeger_api.py serves its API shapes)."""
+    with JaegerQueryAPI(otlp) as jaeger:
+        yield {**pipeline_env, "JAEGER_QUERY_URL": jaeger.url, "TRACE_RETENTION": "168h"}
+
+
+def test_it_reports_ok_against_the_real_services(start_worker, doctor_env):
+    start_worker("-c", "1")
+    status, checks, _ = doctor(doctor_env)
+    found = statuses(checks)
+    # The local development Redis keeps nothing on disk: an honest warning, not a failure.
+    assert found.pop("redis persistence") == "warn"
+    assert "appendonly yes" in checks["redis persistence"]["fix"]
+    assert set(found.values()) == {"ok"}, checks
+    assert status == 0
+    assert {"database", "migrations", "redis", "broker", "redis eviction", "queue buffer",
+            "queue process", "queue store", "clock skew", "otlp", "jaeger",
+            "trace retention"} <= set(checks)  # fmt: skip
+    assert "consumed by celery@" in checks["queue process"]["detail"]
+
+
+def test_it_prints_one_line_per_check_with_the_fix(start_worker, doctor_env):
+    start_worker("-Q", "buffer,store", "-c", "1")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "doctor", "--jaeger-wait", "1"],
+        cwd=ROOT, env=doctor_env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("ok    database") for line in lines)
+    process = lines.index(next(line for line in lines if "queue process" in line))
+    assert lines[process].startswith("FAIL  queue process")
+    assert "fix: start one: scripts/worker.sh -Q process" in lines[process + 1]
+    assert result.returncode == 1
+    assert "1 check(s) failed: queue process" in result.stderr
+
+
+def test_no_worker_on_the_process_queue_fails_with_the_command_that_starts_one(
+    start_worker, doctor_env
+):
+    start_worker("-Q", "buffer,store", "-c", "1")
+    status, checks, _ = doctor(doctor_env)
+    assert status == 1
+    assert checks["queue process"]["status"] == "FAIL"
+    assert checks["queue process"]["detail"] == "no worker consumes it"
+    assert "scripts/worker.sh -Q process" in checks["queue process"]["fix"]
+    assert checks["queue buffer"]["status"] == checks["queue store"]["status"] == "ok"
+
+
+def test_a_stopped_redis_fails_redis_and_the_broker(doctor_env, tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    server.stop()
+    env = {**doctor_env, "REDIS_URL": server.url}
+    status, checks, _ = doctor(env)
+    assert status == 1
+    assert checks["redis"]["status"] == checks["broker"]["status"] == "FAIL"
+    assert "Connection refused" in checks["redis"]["detail"]
+    assert checks["redis"]["fix"] == "start Redis or correct REDIS_URL"
+    assert checks["broker"]["fix"] == "start the broker or correct CELERY_BROKER_URL"
+    assert checks["database"]["status"] == "ok"
+
+
+def test_a_redis_that_evicts_and_keeps_nothing_is_flagged(doctor_env, tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        client.config_set("appendonly", "no")
+        status, checks, _ = doctor({**doctor_env, "REDIS_URL": server.url})
+    finally:
+        server.stop()
+    assert checks["redis eviction"]["status"] == "FAIL"
+    assert "noeviction" in checks["redis eviction"]["fix"]
+    assert checks["redis persistence"]["status"] == "warn"
+
+
+def test_a_closed_otlp_port_fails_the_otlp_check(start_worker, doctor_env):
+    start_worker("-c", "1")
+    closed = f"http://127.0.0.1:{free_port()}"
+    status, checks, _ = doctor({**doctor_env, "OTEL_EXPORTER_OTLP_ENDPOINT": closed})
+    assert status == 1
+    assert checks["otlp"]["status"] == "FAIL"
+    assert checks["otlp"]["detail"] == f"{closed}/v1/traces did not accept a test span"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in checks["otlp"]["fix"]
+    assert checks["jaeger"]["status"] != "ok"  # no test span to look for
+
+
+@pytest.fixture
+def empty_database(doctor_env: dict[str, str]):
+    """A fresh database nobody migrated, on the same PostgreSQL server."""
+    name = f"{connection.settings_dict['NAME']}_unmigrated"
+    server = doctor_env["DATABASE_URL"].rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{server}/{name}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_an_unmigrated_database_fails_with_migrate_as_the_fix(doctor_env, empty_database):
+    status, checks, _ = doctor({**doctor_env, "DATABASE_URL": empty_database})
+    assert status == 1
+    assert checks["database"]["status"] == "ok"
+    assert checks["migrations"]["status"] == "FAIL"
+    count, apps = checks["migrations"]["detail"].split(" not applied: ")
+    assert int(count) > 2
+    assert any(part.startswith("frames ") for part in apps.split(", ")), apps
+    assert checks["migrations"]["fix"] == "python manage.py migrate"

@@ -1,0 +1,97 @@
+"""Log lines that name their frame and trace: a real worker's and a real capture worker's."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+from opentelemetry.trace import Span
+
+from frame_tracking import FrameMetadata
+from frames.models import Frame
+from tasks.processors import BaseProcessor
+from tests.e2e.conftest import ROOT, account, run_capture, wait_until
+from tests.e2e.services import free_port
+
+pytestmark = pytest.mark.e2e
+
+log = logging.getLogger("tests.e2e.test_logs")
+LINE = re.compile(r"trace_id=(\S+) span_id=(\S+) frame_id=(\S+) (.*)")
+
+
+class LoggingProcessor(BaseProcessor):
+    """A processor that logs one line per frame, as a user's processor would."""
+
+    name = "logging"
+
+    def process(self, image: np.ndarray, meta: FrameMetadata, span: Span) -> dict[str, Any]:
+        log.warning("looked at the frame")
+        return {}
+
+
+def fields(output: str, message: str) -> list[tuple[str, str, str]]:
+    """(trace_id, span_id, frame_id) of each line whose message matches `message`."""
+    found = []
+    for line in output.splitlines():
+        match = LINE.search(line)
+        if match and re.match(message, match[4]):
+            found.append((match[1], match[2], match[3]))
+    return found
+
+
+def test_a_workers_lines_name_the_frame_its_trace_and_the_span(start_worker, pipeline_env, otlp):
+    processors = "tasks.processors.FrameQualityProcessor,tests.e2e.test_logs.LoggingProcessor"
+    worker = start_worker("-c", "2", env={"FRAME_PROCESSORS": processors})
+    output = run_capture(
+        pipeline_env, "--camera", "logs01", "--source", "synthetic://?width=160&height=120",
+        "--fps", "20", "--frames", "10",
+    )  # fmt: skip
+    assert account("logs01", output)["stored"] == 10
+    rows = {frame.frame_id: frame.trace_id for frame in Frame.objects.filter(camera_id="logs01")}
+    assert wait_until(lambda: len(fields(worker.output(), "looked at the frame")) == 10, 30)
+
+    def span_name(trace_id: str, span_id: str) -> str | None:
+        spans = otlp.traces().get(trace_id, [])
+        return next((span.name for span in spans if span.span_id == span_id), None)
+
+    for trace_id, span_id, frame_id in fields(worker.output(), "looked at the frame"):
+        assert rows[frame_id] == trace_id
+        assert wait_until(lambda: span_name(trace_id, span_id) is not None, 15)  # noqa: B023
+        assert span_name(trace_id, span_id) == "processor logging"  # the span that was current
+    # Celery's own line for each stage run carries them too.
+    succeeded = fields(worker.output(), r"Task detektr\.store\[\S+\] succeeded")
+    assert len(succeeded) == 10
+    assert {(trace_id, frame_id) for trace_id, _, frame_id in succeeded} == {
+        (trace_id, frame_id) for frame_id, trace_id in rows.items()
+    }
+
+
+def test_a_capture_workers_lines_name_the_frame_and_its_trace(pipeline_env, tmp_path):
+    # Redis answers but the broker does not: each frame is logged as not handed over.
+    env = {
+        **pipeline_env,
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "CAPTURE_JOURNAL_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "capture", "--camera", "logs02",
+         "--source", "synthetic://?width=160&height=120", "--fps", "5", "--frames", "3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    journal = [json.loads(line) for line in (tmp_path / "logs02.undelivered.jsonl").open()]
+    traces = {record["frame_id"]: record["trace_context"]["trace_id"] for record in journal}
+    lines = fields(result.stderr, r"frame \S+ not handed over")
+    assert {frame_id for _, _, frame_id in lines} == set(traces)
+    for trace_id, span_id, frame_id in lines:
+        assert trace_id == traces[frame_id]
+        assert re.fullmatch(r"[0-9a-f]{16}", span_id)
+    # Lines outside any frame say so.
+    waiting = fields(result.stderr, "3 frame records kept in")
+    assert waiting and waiting[0] == ("-", "-", "-")
