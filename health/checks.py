@@ -73,20 +73,31 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL", "")
 
 
+def reachable(
+    check: str, where: str, probe: Callable[[], object], errors: tuple[type[Exception], ...],
+    fix: str,
+) -> Result:  # fmt: skip
+    """Run `probe`; `errors` from it mean the service is away."""
+    try:
+        probe()
+    except errors as exc:
+        return Result(check, Status.FAIL, f"{where}: {problem(exc)}", fix)
+    return Result(check, Status.OK, f"{where} answers")
+
+
 def database() -> Result:
     where = f"{connection.vendor} {connection.settings_dict.get('NAME')}"
+    return reachable("database", where, select_one, (DatabaseError,),
+                     "start PostgreSQL or correct DATABASE_URL")  # fmt: skip
+
+
+def select_one() -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except DatabaseError as exc:
+    except DatabaseError:
         connection.close()  # a broken connection must not be reused by the next check
-        return Result(
-            "database",
-            Status.FAIL,
-            f"{where}: {problem(exc)}",
-            "start PostgreSQL or correct DATABASE_URL",
-        )
-    return Result("database", Status.OK, f"{where} answers")
+        raise
 
 
 def migrations() -> Result:
@@ -122,30 +133,20 @@ def redis_client(url: str) -> redis.Redis:
 
 
 def redis_reachable() -> Result:
-    where = redact(settings.REDIS_URL)
-    try:
-        redis_client(settings.REDIS_URL).ping()
-    except redis.RedisError as exc:
-        return Result(
-            "redis", Status.FAIL, f"{where}: {problem(exc)}", "start Redis or correct REDIS_URL"
-        )
-    return Result("redis", Status.OK, f"{where} answers")
+    return reachable("redis", redact(settings.REDIS_URL), redis_client(settings.REDIS_URL).ping,
+                     (redis.RedisError,), "start Redis or correct REDIS_URL")  # fmt: skip
 
 
 def broker() -> Result:
-    where = redact(settings.CELERY_BROKER_URL)
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=int(TIMEOUT))
-            conn.default_channel  # noqa: B018 - opening a channel talks to the broker
-    except (BrokerError, OSError, redis.RedisError) as exc:
-        return Result(
-            "broker",
-            Status.FAIL,
-            f"{where}: {problem(exc)}",
-            "start the broker or correct CELERY_BROKER_URL",
-        )
-    return Result("broker", Status.OK, f"{where} answers")
+    return reachable("broker", redact(settings.CELERY_BROKER_URL), open_broker_channel,
+                     (BrokerError, OSError, redis.RedisError),
+                     "start the broker or correct CELERY_BROKER_URL")  # fmt: skip
+
+
+def open_broker_channel() -> None:
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=int(TIMEOUT))
+        conn.default_channel  # noqa: B018 - opening a channel talks to the broker
 
 
 def redis_safety() -> list[Result]:
