@@ -208,8 +208,9 @@ def persistence(where: str, config: Mapping[Any, Any]) -> Result:
 
 
 def workers() -> list[Result]:
-    consumed = queues.consumers(timeout=TIMEOUT)
-    if consumed is None:
+    try:
+        consumed = queues.consumers(timeout=TIMEOUT)
+    except queues.BROKER_DOWN:
         return [
             Result(
                 "workers",
@@ -249,7 +250,7 @@ def clocks() -> list[Result]:
 
     try:
         app.control.broadcast("detektr_clock", reply=True, timeout=TIMEOUT, callback=received)
-    except (BrokerError, OSError, redis.RedisError) as exc:
+    except queues.BROKER_DOWN as exc:
         return [Result("clocks", Status.FAIL, problem(exc), "make the broker reachable first")]
     if not replies:
         return [

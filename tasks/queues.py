@@ -18,6 +18,9 @@ from frame_tracking import FrameID
 from frame_tracking.metrics import QueueReading
 from tasks import frame_bytes
 
+# What a broadcast to the workers raises when the broker is away.
+BROKER_DOWN = (OSError, redis.RedisError, BrokerError)
+
 
 def stage_queues() -> list[str]:
     return [queue.name for queue in settings.CELERY_TASK_QUEUES]
@@ -52,17 +55,15 @@ def waiting(queue: str) -> tuple[int, float | None]:
     return int(depth), oldest_frame_age(oldest, time.time())
 
 
-def consumers(timeout: float = 1.0) -> dict[str, list[str]] | None:
-    """Stage queue -> the workers consuming it, from a broadcast to every worker; None when
-    the broadcast itself failed (broker down)."""
-    try:
-        replies: dict[str, Any] = app.control.inspect(timeout=timeout).active_queues() or {}
-    except (OSError, redis.RedisError, BrokerError):
-        return None
+def consumers(timeout: float = 1.0) -> dict[str, list[str]]:
+    """Stage queue -> the workers consuming it, from Celery's own broadcast (inspect
+    active_queues). Broker errors propagate."""
+    replies: dict[str, Any] = app.control.inspect(timeout=timeout).active_queues() or {}
     found: dict[str, list[str]] = {queue: [] for queue in stage_queues()}
     for worker, queues in sorted(replies.items()):
-        for queue in queues:
-            found.setdefault(queue["name"], []).append(worker)
+        for queue in queues or []:
+            if queue.get("name") in found:
+                found[queue["name"]].append(worker)
     return found
 
 
@@ -73,7 +74,10 @@ def readings(timeout: float = 1.0) -> list[QueueReading]:
         depths = {queue: waiting(queue) for queue in stage_queues()}
     except redis.RedisError:
         return []
-    workers = consumers(timeout)
+    try:
+        workers: dict[str, list[str]] | None = consumers(timeout)
+    except BROKER_DOWN:
+        workers = None
     return [
         QueueReading(queue, depth, age, None if workers is None else len(workers.get(queue, [])))
         for queue, (depth, age) in depths.items()

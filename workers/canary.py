@@ -16,14 +16,12 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from detektr_project.celery import app
 from frame_tracking import FrameID, FrameMetadata, TraceContext
-from tasks import frame_bytes, frame_pipeline
+from tasks import frame_bytes, frame_pipeline, queues
 from workers.capture import encode_jpeg, frame_context
 from workers.sources import SyntheticSource
 
 tracer = trace.get_tracer("detektr.canary")
-STAGE_QUEUES = ("buffer", "process", "store")
 SIZE = (320, 240)
 
 
@@ -77,7 +75,7 @@ class Consumers:
 
     @property
     def missing(self) -> list[str]:
-        return [queue for queue in STAGE_QUEUES if not self.by_queue.get(queue)]
+        return [queue for queue, workers in self.by_queue.items() if not workers]
 
     def describe(self) -> str:
         seen = "; ".join(f"{q}: {', '.join(w) or 'none'}" for q, w in self.by_queue.items())
@@ -85,11 +83,5 @@ class Consumers:
 
 
 def stage_consumers(timeout: float = 2.0) -> Consumers:
-    """Which workers consume each stage queue, from Celery's own broadcast (inspect
-    active_queues). Broker errors propagate."""
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
-    by_queue: dict[str, list[str]] = {queue: [] for queue in STAGE_QUEUES}
-    for worker, queues in replies.items():
-        for queue in queues or []:
-            by_queue.setdefault(queue.get("name", ""), []).append(worker)
-    return Consumers({q: sorted(w) for q, w in by_queue.items() if q in STAGE_QUEUES})
+    """Which workers consume each stage queue (tasks.queues). Broker errors propagate."""
+    return Consumers(queues.consumers(timeout))
