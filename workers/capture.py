@@ -56,6 +56,9 @@ class CaptureConfig:
 
 @dataclass
 class CaptureStats:
+    """What one run did; `capture --json` prints it, and the demo and the tests read that."""
+
+    camera: str
     captured: int = 0
     published: int = 0
     shed: int = 0
@@ -63,8 +66,8 @@ class CaptureStats:
     reconnects: int = 0
     expired: int = 0  # in flight past FRAME_REAP_SECONDS: recorded as dropped, "expired"
     skipped: int = 0  # live frames left out to keep to --fps; never given a FrameID
-    first_sequence: int = 0
-    last_sequence: int = 0
+    first_sequence: int | None = None  # the run's frames, when it captured any
+    last_sequence: int | None = None
 
 
 @dataclass
@@ -98,7 +101,7 @@ class Backpressure:
 class CaptureWorker:
     config: CaptureConfig
     stop: threading.Event = field(default_factory=threading.Event)
-    stats: CaptureStats = field(default_factory=CaptureStats)
+    stats: CaptureStats = field(init=False)
     backpressure: Backpressure = field(default_factory=Backpressure)
     records: FinalRecords = field(init=False)
     # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
@@ -108,13 +111,14 @@ class CaptureWorker:
     broker_down_until: float = 0.0
 
     def __post_init__(self) -> None:
+        self.stats = CaptureStats(self.config.camera_id)
         self.records = FinalRecords(self.config.camera_id)
 
     def run(self) -> CaptureStats:
         source = open_source(self.config.source)
         self.records.load()
         self.sequence = self.wait_for_redis(self.last_sequence)
-        self.stats.first_sequence = self.sequence + 1
+        first = self.sequence + 1
         started = time.monotonic()
         try:
             self.loop(source, started)
@@ -125,7 +129,8 @@ class CaptureWorker:
             source.close()
             self.records.flush()
             self.records.save()
-        self.stats.last_sequence = self.sequence
+        if self.sequence >= first:
+            self.stats.first_sequence, self.stats.last_sequence = first, self.sequence
         return self.stats
 
     def last_sequence(self) -> int:

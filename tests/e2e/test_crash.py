@@ -29,9 +29,9 @@ def test_sigkilled_workers_lose_no_frame_and_store_none_twice(start_worker, pipe
     os.kill(worker.pid, signal.SIGKILL)
     time.sleep(1)
     start_worker("-c", "2")  # as a service manager would restart it
-    output = finish_capture(capture)
+    run = finish_capture(capture)
 
-    counts = account("cam31", output, timeout=240)
+    counts = account("cam31", run, timeout=240)
     print(f"after 3 child kills and a parent kill: {counts}")
     assert len(set(killed)) == 3
     for pid in killed:  # the pool saw each child die and replaced it

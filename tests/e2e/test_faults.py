@@ -42,8 +42,8 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, pipeline_env
             if worker.process.poll() is not None:
                 worker = start_worker("-c", "2", env=env)
             time.sleep(0.5)
-        output = finish_capture(capture)
-        counts = account("cam21", output)
+        run = finish_capture(capture)
+        counts = account("cam21", run)
     finally:
         server.stop()
     assert counts["dropped:broker_unavailable"] >= 1, counts
@@ -65,8 +65,8 @@ def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env)
         proxy.unplug()
         time.sleep(30)
         proxy.plug()
-        output = finish_capture(capture)
-        counts = account("cam22", output)
+        run = finish_capture(capture)
+        counts = account("cam22", run)
     finally:
         proxy.close()
     assert counts["failed"] == 0, counts
@@ -80,10 +80,10 @@ def test_frames_are_accounted_for_with_a_tracing_backend_that_hangs(start_worker
     env = {**pipeline_env, "OTEL_EXPORTER_OTLP_ENDPOINT": backend.endpoint}
     try:
         start_worker("-c", "2", env=env)
-        output = finish_capture(
+        run = finish_capture(
             start_capture(env, "--camera", "cam23", "--source", SMALL, "--frames", "90")
         )
-        counts = account("cam23", output)
+        counts = account("cam23", run)
     finally:
         backend.close()
     assert backend.held, "nothing tried to export to the hanging backend"
@@ -160,10 +160,10 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
     start_worker("-c", "1")
     env = {**pipeline_env, "FRAME_REAP_SECONDS": "3"}
     time.sleep(3)
-    output = finish_capture(
+    run = finish_capture(
         start_capture(env, "--camera", "cam26", "--source", SMALL, "--frames", "30")
     )
-    assert "expired 1" in output
+    assert run["expired"] == 1
     frame = Frame.objects.get(frame_id=lost)
     assert (frame.status, frame.stage, frame.reason) == ("dropped", "pipeline", "expired")
-    assert account("cam26", output)["stored"] == 30
+    assert account("cam26", run)["stored"] == 30

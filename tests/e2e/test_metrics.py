@@ -33,8 +33,8 @@ def test_a_prefork_worker_serves_the_sum_of_its_pool_processes(start_worker, pip
         "--fps", "30", "--frames", "90", "--metrics-port", str(capture_port),
     )  # fmt: skip
     assert wait_until(lambda: capture.poll() is not None or _answers(capture_port), 60)
-    output = finish_capture(capture)
-    assert account("cam51", output)["stored"] == 90
+    run = finish_capture(capture)
+    assert account("cam51", run)["stored"] == 90
 
     samples = scrape(worker_port)
     stored = ("detektr_frames_finished_total", (("camera", "cam51"), ("reason", ""),

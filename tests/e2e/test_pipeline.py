@@ -57,8 +57,8 @@ def test_every_synthetic_frame_is_stored_with_one_complete_trace(start_worker, p
     # Roomy bounds: this is about traces, and a busy machine must not shed frames here.
     env = {**pipeline_env, "FRAME_INFLIGHT_PER_CAMERA": "1000", "FRAME_MAX_AGE_SECONDS": "120"}
     worker = start_worker("-c", "2", env=env)
-    output = run_capture(env, "--camera", "cam01", "--source", SYNTHETIC, "--frames", "300")
-    assert "captured 300" in output
+    run = run_capture(env, "--camera", "cam01", "--source", SYNTHETIC, "--frames", "300")
+    assert (run["captured"], run["first_sequence"], run["last_sequence"]) == (300, 1, 300)
     frames = wait_for_frames(300)
     worker.stop()  # children flush their buffered spans on the way out
 
