@@ -13,7 +13,8 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from frame_tracking import metrics
 from frame_tracking.identity import CAMERA_ID_PATTERN
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
-from workers.capture import CaptureConfig, CaptureStats, CaptureWorker
+from workers.capture import CaptureConfig, CaptureWorker
+from workers.ledger import CaptureStats
 from workers.sources import SourceError, open_source
 
 

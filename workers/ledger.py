@@ -1,0 +1,301 @@
+"""The capture side's ledger: what a capture worker keeps so that every frame it numbered
+ends as exactly one row, whatever happens to the pipeline, Redis or the broker after it.
+
+- Backpressure: shed at the source while the frames in flight sit between the high- and
+  low-water marks (hysteresis, so shedding does not flap).
+- Final records the worker writes itself — frames shed at the source, frames the broker
+  never took, frames reaped as expired — go to the store queue in batches; what the broker
+  cannot take yet waits, past a size or at exit in a journal file the camera's next run sends.
+- Reaping: a frame still in flight FRAME_REAP_SECONDS after capture lost its task.
+- Draining: a run that ends waits for its frames in flight to reach an end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerError
+from opentelemetry import context as otel_context
+
+from frame_tracking import DropReason, FrameID, FrameMetadata, Stage
+from frame_tracking.metrics import INFLIGHT_FRAMES, INFLIGHT_UTILISATION
+from tasks import final_records, frame_bytes
+
+log = logging.getLogger(__name__)
+
+# Redis or the broker away: the worker keeps going and keeps the records.
+UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
+# Seconds between sending batches of final records and looking for expired frames.
+HOUSEKEEPING_INTERVAL = 1.0
+# After a failed hand-over, frames are recorded as broker_unavailable without trying again
+# for this long: each try can block for a second.
+BROKER_RETRY_SECONDS = 1.0
+BATCH = 500  # records per message
+IN_MEMORY = 20_000  # beyond this many waiting records, the oldest go to the journal file
+
+
+@dataclass
+class CaptureStats:
+    """What one run did; `capture --json` prints it, and the demo and the tests read that."""
+
+    camera: str
+    captured: int = 0
+    published: int = 0
+    shed: int = 0
+    undelivered: int = 0  # recorded as broker_unavailable
+    reconnects: int = 0
+    expired: int = 0  # in flight past FRAME_REAP_SECONDS: recorded as dropped, "expired"
+    skipped: int = 0  # live frames left out to keep to --fps; never given a FrameID
+    first_sequence: int | None = None  # the run's frames, when it captured any
+    last_sequence: int | None = None
+
+
+@dataclass
+class Backoff:
+    """Delays that double from `first` up to `longest`: reconnecting, waiting for Redis."""
+
+    longest: float
+    first: float = 0.5
+    delay: float = 0.0
+
+    def next(self) -> float:
+        self.delay = min(self.delay * 2, self.longest) if self.delay else self.first
+        return self.delay
+
+
+@dataclass
+class Backpressure:
+    """Hysteresis between the high- and low-water marks of the in-flight bound."""
+
+    shedding: bool = False
+    utilisation: float = 0.0
+    counts: tuple[int, int] = (0, 0)  # frames in flight: this camera's, all cameras'
+
+    def update(self, camera_inflight: int, total_inflight: int) -> None:
+        self.counts = (camera_inflight, total_inflight)
+        self.utilisation = max(
+            camera_inflight / settings.FRAME_INFLIGHT_PER_CAMERA,
+            total_inflight / settings.FRAME_INFLIGHT_TOTAL,
+        )
+        if self.utilisation >= settings.FRAME_INFLIGHT_HIGH_WATER:
+            self.shedding = True
+        elif self.utilisation <= settings.FRAME_INFLIGHT_LOW_WATER:
+            self.shedding = False
+
+    def describe(self) -> str:
+        camera, total = self.counts
+        return (
+            f"in flight: camera {camera}/{settings.FRAME_INFLIGHT_PER_CAMERA}, all "
+            f"{total}/{settings.FRAME_INFLIGHT_TOTAL} (utilisation {self.utilisation:.0%})"
+        )
+
+
+@dataclass
+class FinalRecords:
+    """Records that need no stage work, sent many to a message; a journal file keeps what
+    the broker could not take."""
+
+    camera_id: str
+    waiting: deque[FrameMetadata] = field(default_factory=deque)
+
+    @property
+    def journal(self) -> Path:
+        return Path(settings.CAPTURE_JOURNAL_DIR) / f"{self.camera_id}.undelivered.jsonl"
+
+    def add(self, meta: FrameMetadata) -> None:
+        self.waiting.append(meta)
+        if len(self.waiting) > IN_MEMORY:
+            self.save(count=len(self.waiting) - IN_MEMORY // 2)
+
+    def __len__(self) -> int:
+        return len(self.waiting)
+
+    def flush(self) -> None:
+        """Send the waiting records, many to a message, while the broker takes them."""
+        while self.waiting:
+            batch = list(islice(self.waiting, BATCH))
+            try:
+                with detached_context():  # a trace of its own, not the current frame's
+                    final_records(batch).apply_async()
+            except UNAVAILABLE as exc:
+                log.warning("%d final records wait for the broker: %s", len(self.waiting), exc)
+                return
+            for _ in batch:
+                self.waiting.popleft()
+
+    def save(self, count: int | None = None) -> None:
+        """Move the oldest `count` (default: all) waiting records to the journal file."""
+        count = len(self.waiting) if count is None else count
+        if not count:
+            return
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with self.journal.open("a") as journal:
+            for _ in range(count):
+                journal.write(self.waiting.popleft().to_json() + "\n")
+        log.warning("%d frame records kept in %s until the broker takes them", count, self.journal)
+
+    def load(self) -> None:
+        """Take back what an earlier run journaled; a line that does not parse is set aside
+        in a .bad file instead of stopping the camera."""
+        if not self.journal.exists():
+            return
+        bad = []
+        for line in self.journal.read_text().splitlines():
+            try:
+                self.waiting.append(FrameMetadata.from_json(line))
+            except ValueError:
+                bad.append(line)
+        if bad:
+            rejected = self.journal.with_suffix(".bad")
+            with rejected.open("a") as sink:
+                sink.writelines(line + "\n" for line in bad)
+            log.error("%d unreadable journal lines moved to %s", len(bad), rejected)
+        self.journal.unlink()
+
+
+@dataclass
+class Ledger:
+    """One camera's accounting during a capture run."""
+
+    stats: CaptureStats
+    backpressure: Backpressure = field(default_factory=Backpressure)
+    records: FinalRecords = field(init=False)
+    # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
+    in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
+    next_housekeeping: float = 0.0
+    broker_down_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.records = FinalRecords(self.camera_id)
+
+    @property
+    def camera_id(self) -> str:
+        return self.stats.camera
+
+    def open(self) -> None:
+        self.records.load()
+
+    def close(self) -> None:
+        self.records.flush()
+        self.records.save()
+
+    # A frame's way out of the capture worker: exactly one of these per numbered frame.
+
+    def hand_over_now(self) -> bool:
+        """False for a moment after a failed hand-over: the frame is recorded instead."""
+        return time.monotonic() >= self.broker_down_until
+
+    def shed(self, meta: FrameMetadata, started: float, counts: tuple[int, int]) -> None:
+        """Record the frame as shed (dropped, backpressure): the pipeline is too full.
+
+        Shed frames take no in-flight slot, but `counts` tell when to stop shedding."""
+        self.update(counts)
+        meta.drop(Stage.CAPTURE, DropReason.BACKPRESSURE, self.backpressure.describe())
+        meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
+        self.records.add(meta)  # sent with the next batch: shedding stays cheap
+        self.stats.shed += 1
+
+    def sent(self, meta: FrameMetadata, counts: tuple[int, int]) -> None:
+        """The frame went down the pipeline; `counts` are the in-flight counts after it."""
+        self.in_flight[meta.frame_id] = meta
+        self.stats.published += 1
+        self.update(counts)
+
+    def undelivered(self, meta: FrameMetadata, exc: Exception | None = None) -> None:
+        """Redis or the broker did not take the frame: recorded, sent once they are back."""
+        if exc is None:
+            why = "not tried: the last hand-over failed just now"
+        else:
+            why = f"{type(exc).__name__}: {exc}"
+            self.broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+            self.unpark(meta)
+        log.warning("frame %s not handed over: %s", meta.frame_id, why)
+        meta.drop(Stage.CAPTURE, DropReason.BROKER_UNAVAILABLE, why)
+        self.records.add(meta)
+        self.stats.undelivered += 1
+
+    def invalid(self, meta: FrameMetadata, exc: Exception) -> None:
+        """An image the worker could not encode."""
+        meta.drop(Stage.CAPTURE, DropReason.INVALID, f"{type(exc).__name__}: {exc}")
+        self.records.add(meta)
+
+    def update(self, counts: tuple[int, int]) -> None:
+        self.backpressure.update(*counts)
+        INFLIGHT_FRAMES.labels(self.camera_id).set(counts[0])
+        INFLIGHT_UTILISATION.labels(self.camera_id).set(self.backpressure.utilisation)
+
+    def unpark(self, meta: FrameMetadata) -> None:
+        """Parked before the publish failed? Then it must not be reaped as expired later."""
+        try:
+            frame_bytes.release(meta.frame_id, self.camera_id, keep_bytes=False)
+        except UNAVAILABLE:
+            pass
+
+    # Keeping the books while the camera runs, and at its end.
+
+    def housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_housekeeping:
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
+            self.reap()
+            self.records.flush()
+
+    def reap(self) -> None:
+        """Record frames whose task the broker lost (in flight too long) as dropped."""
+        try:
+            expired = frame_bytes.expired(self.camera_id)
+        except UNAVAILABLE as exc:
+            log.warning("cannot check in-flight frames: %s", exc)
+            return
+        for frame_id in expired:
+            meta = self.in_flight.pop(frame_id, None) or bare_metadata(frame_id)
+            detail = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
+            meta.drop(Stage.PIPELINE, DropReason.EXPIRED, detail)
+            self.records.add(meta)
+            self.stats.expired += 1
+        # Frames well past the reaping age that were not reaped reached their end: forget
+        # them. The margin covers the moment between capture and parking in Redis.
+        horizon = time.time() - settings.FRAME_REAP_SECONDS - 10
+        while self.in_flight:
+            oldest = next(iter(self.in_flight.values()))
+            if oldest.timestamp.timestamp() > horizon:
+                break
+            del self.in_flight[oldest.frame_id]
+
+    def drain(self, stop: threading.Event) -> None:
+        """Wait (at most FRAME_REAP_SECONDS) for the frames in flight to reach an end."""
+        deadline = time.monotonic() + settings.FRAME_REAP_SECONDS + 2 * HOUSEKEEPING_INTERVAL
+        while time.monotonic() < deadline and not stop.is_set():
+            self.reap()
+            self.records.flush()
+            try:
+                if frame_bytes.inflight(self.camera_id)[0] == 0:
+                    return
+            except UNAVAILABLE:
+                pass
+            stop.wait(HOUSEKEEPING_INTERVAL)
+
+
+def bare_metadata(frame_id: str) -> FrameMetadata:
+    """What a frame id alone says of a frame (one published by an earlier run)."""
+    parsed = FrameID.parse(frame_id)
+    return FrameMetadata(frame_id=parsed, timestamp=parsed.timestamp)
+
+
+@contextmanager
+def detached_context() -> Iterator[None]:
+    token = otel_context.attach(otel_context.Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
