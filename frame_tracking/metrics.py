@@ -17,6 +17,12 @@ from prometheus_client import (
 FRAMES_CAPTURED = Counter(
     "detektr_frames_captured_total", "Frames read from a camera and given a FrameID", ["camera"]
 )
+FRAMES_SKIPPED = Counter(
+    "detektr_frames_skipped_total",
+    "Frames read from a camera and left out before they got a FrameID (over --fps, or Redis "
+    "could not number them)",
+    ["camera", "reason"],
+)
 FRAMES_FINISHED = Counter(
     "detektr_frames_finished_total",
     "Frames that reached a final status (stored, dropped, failed)",

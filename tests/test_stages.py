@@ -47,7 +47,7 @@ def new_frame(data: bytes | None, *, age: float = 0.0, camera: str = "cam01") ->
     if age:
         frame_id = FrameID.from_parts(captured, camera, frame_id.sequence, frame_id.nonce)
     if data is not None:
-        frame_bytes.park(frame_id, camera, frame_id.sequence, data)
+        frame_bytes.park(frame_id, camera, data)
     meta = FrameMetadata(
         frame_id=frame_id,
         timestamp=captured,

@@ -14,20 +14,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import cv2
 import numpy as np
-from django.db.models import Max
 from opentelemetry import trace
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
-from frame_tracking.metrics import CAMERA_RECONNECTS, FRAMES_CAPTURED
+from frame_tracking.metrics import CAMERA_RECONNECTS, FRAMES_CAPTURED, FRAMES_SKIPPED
+from frame_tracking.status import SkipReason
 from frames.models import Frame
 from tasks import frame_bytes, frame_pipeline
-from workers.ledger import UNAVAILABLE, Backoff, CaptureStats, Ledger
+from workers.lease import CameraLease
+from workers.ledger import UNAVAILABLE, Backoff, CaptureStats, Ledger, Outage
 from workers.sources import Source, SourceError, open_source
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 tracer = trace.get_tracer("detektr.capture")
 
 
@@ -47,40 +50,48 @@ class CaptureWorker:
     config: CaptureConfig
     stop: threading.Event = field(default_factory=threading.Event)
     ledger: Ledger = field(init=False)
+    lease: CameraLease = field(init=False)
+    # The last number Redis gave this run, the floor for the next: never counted on locally.
     sequence: int = 0
+    numbering: Outage = field(default_factory=Outage)  # Redis failed to number just now
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(CaptureStats(self.config.camera_id))
+        self.lease = CameraLease(frame_bytes.client(), self.config.camera_id)
 
     @property
     def stats(self) -> CaptureStats:
         return self.ledger.stats
 
     def run(self) -> CaptureStats:
+        """Capture until done; CameraBusy if another process has the camera."""
         source = open_source(self.config.source)
-        self.ledger.open()
-        self.sequence = self.wait_for_redis(self.last_sequence)
-        first = self.sequence + 1
-        started = time.monotonic()
+        self.wait_for_redis(self.lease.acquire)
+        self.lease.keep(on_lost=self.stop)
         try:
-            self.loop(source, started)
-            source.close()
-            if not self.stop.is_set():
-                self.ledger.drain(self.stop)
+            self.ledger.open()
+            self.sequence = self.wait_for_redis(self.last_sequence)
+            started = time.monotonic()
+            try:
+                self.loop(source, started)
+                source.close()
+                if not self.stop.is_set():
+                    self.ledger.drain(self.stop)
+            finally:
+                source.close()
+                self.ledger.close()
         finally:
-            source.close()
-            self.ledger.close()
-        if self.sequence >= first:
-            self.stats.first_sequence, self.stats.last_sequence = first, self.sequence
+            self.lease.release()
         return self.stats
 
     def last_sequence(self) -> int:
-        """Where the camera's sequence stands: Redis, or the stored frames if Redis lost it."""
+        """Where the camera's numbers stand: Redis, or the newest stored frame if Redis lost
+        them (newest by capture time, which the index serves; sequences grow with it)."""
         sequence = frame_bytes.last_sequence(self.config.camera_id)
         if sequence:
             return sequence
-        stored = Frame.objects.filter(camera_id=self.config.camera_id).aggregate(Max("sequence"))
-        return max(stored["sequence__max"] or 0, 0)
+        newest = Frame.objects.filter(camera_id=self.config.camera_id, sequence__gte=0)
+        return newest.order_by("-captured_at").values_list("sequence", flat=True).first() or 0
 
     def loop(self, source: Source, started: float) -> None:
         if not self.open_with_backoff(source, started):
@@ -101,7 +112,7 @@ class CaptureWorker:
                 return
             now = time.monotonic()
             if not source.paced and self.config.fps and now < next_due:
-                self.stats.skipped += 1  # a live camera faster than --fps asked for
+                self.skip(SkipReason.OVER_FPS)
                 continue
             if source.paced:
                 self.stop.wait(max(0.0, next_due - now))
@@ -133,7 +144,7 @@ class CaptureWorker:
             self.stop.wait(delay)
         return False
 
-    def wait_for_redis(self, call: Callable[[], int]) -> int:
+    def wait_for_redis(self, call: Callable[[], T]) -> T:
         """Retry `call` with backoff while Redis is unreachable (at start-up)."""
         backoff = Backoff(self.config.max_backoff)
         while True:
@@ -146,17 +157,42 @@ class CaptureWorker:
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
                 self.stop.wait(delay)
 
+    def number(self) -> int | None:
+        """The frame's sequence number from Redis; None while Redis cannot give one."""
+        if self.numbering.active():
+            return None
+        try:
+            self.sequence = frame_bytes.next_sequence(self.config.camera_id, self.sequence)
+        except UNAVAILABLE as exc:
+            log.warning("camera %s: no sequence number for a frame: %s", self.config.camera_id, exc)
+            self.numbering.began()
+            return None
+        if self.stats.first_sequence is None:
+            self.stats.first_sequence = self.sequence
+        self.stats.last_sequence = self.sequence
+        return self.sequence
+
+    def skip(self, reason: SkipReason) -> None:
+        if reason is SkipReason.OVER_FPS:
+            self.stats.skipped += 1
+        else:
+            self.stats.unnumbered += 1
+        FRAMES_SKIPPED.labels(self.config.camera_id, reason.value).inc()
+
     def capture(self, image: np.ndarray, description: str) -> None:
         camera = self.config.camera_id
+        sequence = self.number()
+        if sequence is None:
+            self.skip(SkipReason.REDIS_UNAVAILABLE)
+            return
         with tracer.start_as_current_span("capture_frame") as span:
             started = time.time()
-            self.sequence += 1
-            frame_id = FrameID.generate(camera, sequence=self.sequence)
+            frame_id = FrameID.generate(camera, sequence=sequence)
             meta = FrameMetadata(
                 frame_id=frame_id,
                 timestamp=frame_id.timestamp,
                 camera_id=camera,
-                sequence=self.sequence,
+                sequence=sequence,
                 source=description,
                 width=int(image.shape[1]),
                 height=int(image.shape[0]),
@@ -172,17 +208,16 @@ class CaptureWorker:
     def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
         """Into the pipeline, or, when that cannot or should not be, into the ledger."""
         camera = self.config.camera_id
-        if not self.ledger.hand_over_now():
+        if self.ledger.broker.active():
             self.ledger.undelivered(meta)
             return
         try:
             if self.ledger.backpressure.shedding:
-                counts = frame_bytes.park(meta.frame_id, camera, self.sequence, None)
-                self.ledger.shed(meta, started, counts)
+                self.ledger.shed(meta, started, frame_bytes.inflight(camera))
                 return
             data = encode_jpeg(image, self.config.jpeg_quality)
             meta.size_bytes = len(data)
-            counts = frame_bytes.park(meta.frame_id, camera, self.sequence, data)
+            counts = frame_bytes.park(meta.frame_id, camera, data)
             meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
             frame_pipeline(meta).apply_async()
             self.ledger.sent(meta, counts)

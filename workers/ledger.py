@@ -37,9 +37,6 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
 # Seconds between sending batches of final records and looking for expired frames.
 HOUSEKEEPING_INTERVAL = 1.0
-# After a failed hand-over, frames are recorded as broker_unavailable without trying again
-# for this long: each try can block for a second.
-BROKER_RETRY_SECONDS = 1.0
 BATCH = 500  # records per message
 IN_MEMORY = 20_000  # beyond this many waiting records, the oldest go to the journal file
 
@@ -56,6 +53,7 @@ class CaptureStats:
     reconnects: int = 0
     expired: int = 0  # in flight past FRAME_REAP_SECONDS: recorded as dropped, "expired"
     skipped: int = 0  # live frames left out to keep to --fps; never given a FrameID
+    unnumbered: int = 0  # read while Redis could not number them; never given a FrameID
     first_sequence: int | None = None  # the run's frames, when it captured any
     last_sequence: int | None = None
 
@@ -71,6 +69,20 @@ class Backoff:
     def next(self) -> float:
         self.delay = min(self.delay * 2, self.longest) if self.delay else self.first
         return self.delay
+
+
+@dataclass
+class Outage:
+    """After a failure, do not try again for a moment: each try can block for a second."""
+
+    seconds: float = 1.0
+    until: float = 0.0
+
+    def active(self) -> bool:
+        return time.monotonic() < self.until
+
+    def began(self) -> None:
+        self.until = time.monotonic() + self.seconds
 
 
 @dataclass
@@ -173,7 +185,7 @@ class Ledger:
     # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
     in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
     next_housekeeping: float = 0.0
-    broker_down_until: float = 0.0
+    broker: Outage = field(default_factory=Outage)  # hand-overs failed just now
 
     def __post_init__(self) -> None:
         self.records = FinalRecords(self.camera_id)
@@ -190,10 +202,6 @@ class Ledger:
         self.records.save()
 
     # A frame's way out of the capture worker: exactly one of these per numbered frame.
-
-    def hand_over_now(self) -> bool:
-        """False for a moment after a failed hand-over: the frame is recorded instead."""
-        return time.monotonic() >= self.broker_down_until
 
     def shed(self, meta: FrameMetadata, started: float, counts: tuple[int, int]) -> None:
         """Record the frame as shed (dropped, backpressure): the pipeline is too full.
@@ -217,7 +225,7 @@ class Ledger:
             why = "not tried: the last hand-over failed just now"
         else:
             why = f"{type(exc).__name__}: {exc}"
-            self.broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+            self.broker.began()
             self.unpark(meta)
         log.warning("frame %s not handed over: %s", meta.frame_id, why)
         meta.drop(Stage.CAPTURE, DropReason.BROKER_UNAVAILABLE, why)

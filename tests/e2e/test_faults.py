@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from frame_tracking.metadata import FrameMetadataDict
 from frames.models import Frame
 from tasks import frame_bytes
 from tasks.buffer import buffer
+from tasks.frame_bytes import INFLIGHT_CAMERA_KEY
 from tasks.process import process
 from tasks.store import store
 from tests.e2e.conftest import REDIS_TEST_URL, account, finish_capture, start_capture, wait_until
@@ -32,10 +34,12 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, pipeline_env
     try:
         worker = start_worker("-c", "2", env=env)
         capture = start_capture(env, "--camera", "cam21", "--source", SMALL, "--duration", "16")
-        time.sleep(5)
+        frames = Frame.objects.filter(camera_id="cam21")
+        assert wait_until(lambda: frames.filter(status="stored").count() >= 30, 60)
         server.stop()
-        time.sleep(3)
+        time.sleep(3)  # the outage
         server.start()
+        back = datetime.now(UTC)
         # kombu 5.7 can end a worker with "Unrecoverable error" when its broker connection
         # drops: run it as a service manager would, restarting it when it exits.
         while capture.poll() is None:
@@ -46,12 +50,12 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, pipeline_env
         counts = account("cam21", run)
     finally:
         server.stop()
-    assert counts["dropped:broker_unavailable"] >= 1, counts
+    # Frames read while Redis was away could not be numbered: left out and counted, not
+    # given numbers of the capture's own that another process could give out too.
+    assert run["unnumbered"] >= 1, run
     assert counts["stored"] + counts["dropped"] + counts["failed"] == counts["captured"]
     # The pipeline recovered: frames captured after the outage were stored again.
-    frames = Frame.objects.filter(camera_id="cam21")
-    last_undelivered = frames.filter(reason="broker_unavailable").order_by("-sequence")[0]
-    assert frames.filter(status="stored", sequence__gt=last_undelivered.sequence).exists()
+    assert frames.filter(status="stored", captured_at__gt=back).exists()
 
 
 def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env):
@@ -61,9 +65,10 @@ def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env)
     try:
         start_worker("-c", "2", env=env)
         capture = start_capture(env, "--camera", "cam22", "--source", SMALL, "--duration", "10")
-        time.sleep(3)
+        stored = Frame.objects.filter(camera_id="cam22", status="stored")
+        assert wait_until(lambda: stored.count() >= 30, 60)
         proxy.unplug()
-        time.sleep(30)
+        time.sleep(30)  # the outage
         proxy.plug()
         run = finish_capture(capture)
         counts = account("cam22", run)
@@ -154,12 +159,13 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
     # A frame of an earlier run that went in flight and whose task the broker then lost.
     settings.REDIS_URL = REDIS_TEST_URL
     frame_bytes.client.cache_clear()
-    lost = FrameID.generate("cam26", sequence=1)
-    frame_bytes.park(lost, "cam26", 1, b"\xff\xd8 jpeg bytes")
+    lost = FrameID.generate("cam26", sequence=frame_bytes.next_sequence("cam26", 0))
+    frame_bytes.park(lost, "cam26", b"\xff\xd8 jpeg bytes")
+    # Aged by its score, not by waiting: in flight since long before FRAME_REAP_SECONDS.
+    frame_bytes.client().zadd(INFLIGHT_CAMERA_KEY.format("cam26"), {lost: time.time() - 3600})
     frame_bytes.client.cache_clear()
     start_worker("-c", "1")
-    env = {**pipeline_env, "FRAME_REAP_SECONDS": "3"}
-    time.sleep(3)
+    env = {**pipeline_env, "FRAME_REAP_SECONDS": "30"}
     run = finish_capture(
         start_capture(env, "--camera", "cam26", "--source", SMALL, "--frames", "30")
     )

@@ -14,6 +14,7 @@ from frame_tracking import metrics
 from frame_tracking.identity import CAMERA_ID_PATTERN
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 from workers.capture import CaptureConfig, CaptureWorker
+from workers.lease import CameraBusy
 from workers.ledger import CaptureStats
 from workers.sources import SourceError, open_source
 
@@ -74,9 +75,13 @@ class Command(BaseCommand):
         CeleryInstrumentor().instrument()
         try:
             stats = worker.run()
+        except CameraBusy as exc:
+            raise CommandError(str(exc)) from None
         finally:
             shutdown_tracing()
         self.stdout.write(json.dumps(asdict(stats)) if options["json"] else describe(stats))
+        if worker.lease.lost.is_set():
+            raise CommandError(f"camera {stats.camera}: stopped, another process took its lease")
 
 
 def describe(stats: CaptureStats) -> str:
@@ -87,5 +92,5 @@ def describe(stats: CaptureStats) -> str:
         f"camera {stats.camera}: captured {stats.captured} ({sequences}), "
         f"published {stats.published}, shed {stats.shed}, undelivered {stats.undelivered}, "
         f"expired {stats.expired}, reconnects {stats.reconnects}, "
-        f"skipped {stats.skipped} (over --fps)"
+        f"skipped {stats.skipped} (over --fps), unnumbered {stats.unnumbered} (Redis away)"
     )
