@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -14,17 +13,10 @@ import redis
 from tasks import frame_bytes
 from workers.lease import LEASE_KEY, CameraBusy, CameraLease, Holder
 
-REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
-
 
 @pytest.fixture
-def client(settings) -> Iterator[redis.Redis]:
-    settings.REDIS_URL = REDIS_URL
-    frame_bytes.client.cache_clear()
-    client = frame_bytes.client()
-    client.flushdb()
-    yield client
-    frame_bytes.client.cache_clear()
+def client(unit_redis: redis.Redis) -> redis.Redis:
+    return unit_redis
 
 
 def lease_of(client: redis.Redis, holder: Holder, camera: str = "cam01") -> CameraLease:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import cv2
@@ -20,19 +18,10 @@ from tasks.process import process, processors
 from tasks.processors import BaseProcessor
 from tasks.store import store
 
-REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
-
 
 @pytest.fixture(autouse=True)
-def clean_redis(settings) -> Iterator[redis.Redis]:
-    settings.REDIS_URL = settings.CELERY_BROKER_URL = REDIS_URL
-    frame_bytes.client.cache_clear()
-    frame_bytes.broker.cache_clear()
-    client = frame_bytes.client()
-    client.flushdb()
-    yield client
-    frame_bytes.client.cache_clear()
-    frame_bytes.broker.cache_clear()
+def clean_redis(unit_redis: redis.Redis) -> redis.Redis:
+    return unit_redis
 
 
 def jpeg(width: int = 320, height: int = 240) -> bytes:

@@ -4,8 +4,8 @@ ends as exactly one row, whatever happens to the pipeline, Redis or the broker a
 - Backpressure: shed at the source while the frames in flight sit between the high- and
   low-water marks (hysteresis, so shedding does not flap).
 - Final records the worker writes itself — frames shed at the source, frames the broker
-  never took, frames reaped as expired — go to the store queue in batches; what the broker
-  cannot take yet waits, past a size or at exit in a journal file the camera's next run sends.
+  never took, frames reaped as expired — go into a journal on disk first, then to the store
+  queue in batches; a segment of the journal is deleted only once the broker has taken it.
 - Reaping: a frame still in flight FRAME_REAP_SECONDS after capture lost its task.
 - Draining: a run that ends waits for its frames in flight to reach an end.
 """
@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
+from typing import TextIO
 
 import redis
 from django.conf import settings
@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
 # Seconds between sending batches of final records and looking for expired frames.
 HOUSEKEEPING_INTERVAL = 1.0
-BATCH = 500  # records per message
-IN_MEMORY = 20_000  # beyond this many waiting records, the oldest go to the journal file
+BATCH = 500  # records per message and per journal segment
+# Journal segments sent per housekeeping round: a backlog goes out at up to 2,000 records a
+# second without holding up the camera for long.
+SEGMENTS_PER_FLUSH = 4
 
 
 @dataclass
@@ -112,67 +114,110 @@ class Backpressure:
         )
 
 
-@dataclass
-class FinalRecords:
-    """Records that need no stage work, sent many to a message; a journal file keeps what
-    the broker could not take."""
+class Journal:
+    """A camera's final records on disk until the broker has taken them.
 
-    camera_id: str
-    waiting: deque[FrameMetadata] = field(default_factory=deque)
+    Every record goes into the open segment file (one JSON line, handed to the OS at once, so
+    a SIGKILL loses none) before anything tries to send it. Segments of at most BATCH records
+    are sent oldest first, one message each, and a segment is deleted only once the broker
+    has taken it: killed in between, the next run sends it again, and the idempotent upsert
+    keeps one row per frame. Only one segment is read into memory at a time.
+    """
 
-    @property
-    def journal(self) -> Path:
-        return Path(settings.CAPTURE_JOURNAL_DIR) / f"{self.camera_id}.undelivered.jsonl"
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.open_segment: TextIO | None = None
+        self.open_path: Path | None = None
+        self.lines = 0
 
-    def add(self, meta: FrameMetadata) -> None:
-        self.waiting.append(meta)
-        if len(self.waiting) > IN_MEMORY:
-            self.save(count=len(self.waiting) - IN_MEMORY // 2)
+    def start(self) -> None:
+        """Take over what an earlier run left; refuse a journal that cannot be written."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob("*.open"):  # a run killed while writing it
+            leftover.rename(leftover.with_suffix(".jsonl"))
+        probe = self.directory / ".writable"
+        probe.touch()
+        probe.unlink()
 
-    def __len__(self) -> int:
-        return len(self.waiting)
+    def append(self, meta: FrameMetadata) -> None:
+        if self.open_segment is None:
+            self.open_path = self.directory / f"{time.time_ns():020d}.open"
+            self.open_segment = self.open_path.open("a")
+        self.open_segment.write(meta.to_json() + "\n")
+        self.open_segment.flush()
+        self.lines += 1
+        if self.lines >= BATCH:
+            self.seal()
 
-    def flush(self) -> None:
-        """Send the waiting records, many to a message, while the broker takes them."""
-        while self.waiting:
-            batch = list(islice(self.waiting, BATCH))
+    def seal(self) -> None:
+        """Close the open segment: from now on it is sent like any other."""
+        if self.open_segment is not None and self.open_path is not None:
+            self.open_segment.close()
+            self.open_path.rename(self.open_path.with_suffix(".jsonl"))
+        self.open_segment, self.open_path, self.lines = None, None, 0
+
+    def segments(self) -> list[Path]:
+        return sorted(self.directory.glob("*.jsonl"))  # named by time: oldest first
+
+    def read(self, segment: Path) -> list[FrameMetadata]:
+        """A segment's records; a line that does not parse (a write cut short, an edit by
+        hand) goes to a .bad file instead of stopping the camera."""
+        records, bad = [], []
+        for line in segment.read_text().splitlines():
             try:
-                with detached_context():  # a trace of its own, not the current frame's
-                    final_records(batch).apply_async()
-            except UNAVAILABLE as exc:
-                log.warning("%d final records wait for the broker: %s", len(self.waiting), exc)
-                return
-            for _ in batch:
-                self.waiting.popleft()
-
-    def save(self, count: int | None = None) -> None:
-        """Move the oldest `count` (default: all) waiting records to the journal file."""
-        count = len(self.waiting) if count is None else count
-        if not count:
-            return
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        with self.journal.open("a") as journal:
-            for _ in range(count):
-                journal.write(self.waiting.popleft().to_json() + "\n")
-        log.warning("%d frame records kept in %s until the broker takes them", count, self.journal)
-
-    def load(self) -> None:
-        """Take back what an earlier run journaled; a line that does not parse is set aside
-        in a .bad file instead of stopping the camera."""
-        if not self.journal.exists():
-            return
-        bad = []
-        for line in self.journal.read_text().splitlines():
-            try:
-                self.waiting.append(FrameMetadata.from_json(line))
+                records.append(FrameMetadata.from_json(line))
             except ValueError:
                 bad.append(line)
         if bad:
-            rejected = self.journal.with_suffix(".bad")
-            with rejected.open("a") as sink:
-                sink.writelines(line + "\n" for line in bad)
+            rejected = segment.with_suffix(".bad")
+            rejected.write_text("".join(line + "\n" for line in bad))
             log.error("%d unreadable journal lines moved to %s", len(bad), rejected)
-        self.journal.unlink()
+        return records
+
+
+@dataclass
+class FinalRecords:
+    """Records that need no stage work, kept in the journal and sent many to a message."""
+
+    camera_id: str
+    journal: Journal = field(init=False)
+    # Records the journal could not take (a full disk): sent from memory instead.
+    unjournaled: deque[FrameMetadata] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(Path(settings.CAPTURE_JOURNAL_DIR) / self.camera_id)
+
+    def add(self, meta: FrameMetadata) -> None:
+        try:
+            self.journal.append(meta)
+        except OSError as exc:
+            log.error("journal %s: %s; record kept in memory", self.journal.directory, exc)
+            self.unjournaled.append(meta)
+
+    def flush(self, segments: int | None = SEGMENTS_PER_FLUSH) -> None:
+        """Send what waits, oldest first, while the broker takes it; at most `segments`
+        journal segments (None: all), so a backlog never stalls the camera for long."""
+        while self.unjournaled:
+            batch = [self.unjournaled.popleft() for _ in range(min(BATCH, len(self.unjournaled)))]
+            if not self.send(batch):
+                self.unjournaled.extendleft(reversed(batch))
+                return
+        self.journal.seal()
+        for segment in self.journal.segments()[:segments]:
+            if not self.send(self.journal.read(segment)):
+                return
+            segment.unlink()  # only now: the broker has it
+
+    def send(self, batch: list[FrameMetadata]) -> bool:
+        if not batch:
+            return True
+        try:
+            with detached_context():  # a trace of its own, not the current frame's
+                final_records(batch).apply_async()
+        except UNAVAILABLE as exc:
+            log.warning("final records wait for the broker: %s", exc)
+            return False
+        return True
 
 
 @dataclass
@@ -195,11 +240,11 @@ class Ledger:
         return self.stats.camera
 
     def open(self) -> None:
-        self.records.load()
+        self.records.journal.start()
 
     def close(self) -> None:
-        self.records.flush()
-        self.records.save()
+        """Send everything that waits; what the broker does not take stays in the journal."""
+        self.records.flush(segments=None)
 
     # A frame's way out of the capture worker: exactly one of these per numbered frame.
 
@@ -271,8 +316,11 @@ class Ledger:
             meta.drop(Stage.PIPELINE, DropReason.EXPIRED, detail)
             self.records.add(meta)
             self.stats.expired += 1
-        # Frames well past the reaping age that were not reaped reached their end: forget
-        # them. The margin covers the moment between capture and parking in Redis.
+        self.forget_finished()
+
+    def forget_finished(self) -> None:
+        """Frames well past the reaping age that were not reaped reached their end: forget
+        them. The margin covers the moment between capture and parking in Redis."""
         horizon = time.time() - settings.FRAME_REAP_SECONDS - 10
         while self.in_flight:
             oldest = next(iter(self.in_flight.values()))

@@ -11,6 +11,7 @@ import sys
 import pytest
 import redis
 
+from frame_tracking import DropReason, FrameID, FrameMetadata, Stage, TraceContext
 from frames.models import Frame
 from tests.e2e.conftest import (
     REDIS_TEST_URL,
@@ -22,6 +23,7 @@ from tests.e2e.conftest import (
     wait_until,
 )
 from workers.lease import LEASE_KEY
+from workers.ledger import BATCH, Journal
 
 pytestmark = pytest.mark.e2e
 
@@ -75,3 +77,38 @@ def test_a_killed_capture_is_replaced_at_once_and_its_numbers_are_not_reused(
     account("cam62", after)
     sequences = list(Frame.objects.filter(camera_id="cam62").values_list("sequence", flat=True))
     assert len(sequences) == len(set(sequences)), "a sequence number was used twice"
+
+
+def test_a_capture_killed_while_delivering_its_journal_loses_nothing(
+    start_worker, pipeline_env, tmp_path
+):
+    # What an earlier run left behind: 20 segments of records the broker never took.
+    journal = Journal(tmp_path / "cam63")
+    journal.start()
+    left = []
+    for sequence in range(1, 20 * BATCH + 1):
+        frame_id = FrameID.generate("cam63", sequence=sequence)
+        meta = FrameMetadata(frame_id=frame_id, timestamp=frame_id.timestamp,
+                             trace_context=TraceContext.generate())  # fmt: skip
+        meta.drop(Stage.CAPTURE, DropReason.BROKER_UNAVAILABLE, "broker away at exit")
+        journal.append(meta)
+        left.append(str(frame_id))
+    journal.seal()
+    redis.Redis.from_url(REDIS_TEST_URL).set("detektr:camera:cam63:sequence", len(left))
+    start_worker("-c", "2")
+    env = {**pipeline_env, "CAPTURE_JOURNAL_DIR": str(tmp_path)}
+
+    first = start_capture(env, "--camera", "cam63", "--source", SMALL, "--duration", "120")
+    delivering = lambda: 0 < len(journal.segments()) < 20  # noqa: E731
+    assert wait_until(lambda: delivering() or first.poll() is not None, 60, interval=0.02)
+    first.kill()  # SIGKILL in the middle of sending the journal
+    first.wait()
+    assert delivering(), "the kill did not land while the journal was being sent"
+
+    after = run_capture(env, "--camera", "cam63", "--source", SMALL, "--frames", "30")
+    journaled = Frame.objects.filter(camera_id="cam63", sequence__lte=len(left))
+    assert wait_until(lambda: journaled.count() >= len(left), 120, interval=0.5)
+    assert sorted(journaled.values_list("frame_id", flat=True)) == sorted(left)
+    assert set(journaled.values_list("status", "reason")) == {("dropped", "broker_unavailable")}
+    assert journal.segments() == []
+    account("cam63", after)
