@@ -18,8 +18,12 @@ from typing import Any
 
 import pytest
 import redis
+from celery.canvas import Signature
 from django.db import connection
 
+from detektr_project.celery import app
+from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking.metadata import FrameMetadataDict
 from tests.e2e.otlp_receiver import OTLPReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,3 +181,21 @@ def account(camera: str, run: dict[str, Any], timeout: float = 180) -> dict[str,
             counts[f"{status}:{reason}"] = counts.get(f"{status}:{reason}", 0) + 1
     counts["captured"] = last - first + 1
     return counts
+
+
+def publish(signature: Signature, **options: Any) -> None:
+    """Send to the workers' broker (the test Redis database), not the default one."""
+    with app.connection_for_write(REDIS_TEST_URL) as connection:
+        signature.apply_async(connection=connection, **options)
+
+
+def frame_payload(camera: str, frame_id: str | None = None) -> FrameMetadataDict:
+    generated = FrameID.generate(camera)
+    meta = FrameMetadata(
+        frame_id=frame_id or generated,
+        timestamp=generated.timestamp,
+        camera_id=camera,
+        sequence=generated.sequence,
+        trace_context=TraceContext.generate(),
+    )
+    return meta.to_dict()

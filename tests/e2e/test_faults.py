@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from celery import chain
-from celery.canvas import Signature
 
-from detektr_project.celery import app
-from frame_tracking import FrameID, FrameMetadata, TraceContext
-from frame_tracking.metadata import FrameMetadataDict
+from frame_tracking import FrameID, TraceContext
 from frames.models import Frame
 from tasks import frame_bytes
 from tasks.buffer import buffer
 from tasks.frame_bytes import INFLIGHT_CAMERA_KEY
 from tasks.process import process
 from tasks.store import store
-from tests.e2e.conftest import REDIS_TEST_URL, account, finish_capture, start_capture, wait_until
+from tests.e2e.conftest import (
+    REDIS_TEST_URL,
+    account,
+    finish_capture,
+    frame_payload,
+    publish,
+    start_capture,
+    wait_until,
+)
 from tests.e2e.services import Blackhole, RedisServer, TCPProxy
 
 pytestmark = pytest.mark.e2e
@@ -95,24 +99,6 @@ def test_frames_are_accounted_for_with_a_tracing_backend_that_hangs(start_worker
     # Were exports on the frames' path, each stage would wait out the 10 s export timeout
     # and these 90 frames would take far longer than account() waits.
     assert counts["stored"] == counts["captured"] == 90
-
-
-def publish(signature: Signature, **options: Any) -> None:
-    """Send to the workers' broker (the test Redis database), not the default one."""
-    with app.connection_for_write(REDIS_TEST_URL) as connection:
-        signature.apply_async(connection=connection, **options)
-
-
-def frame_payload(camera: str, frame_id: str | None = None) -> FrameMetadataDict:
-    generated = FrameID.generate(camera)
-    meta = FrameMetadata(
-        frame_id=frame_id or generated,
-        timestamp=generated.timestamp,
-        camera_id=camera,
-        sequence=generated.sequence,
-        trace_context=TraceContext.generate(),
-    )
-    return meta.to_dict()
 
 
 @pytest.mark.parametrize(
