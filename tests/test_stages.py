@@ -147,15 +147,6 @@ def test_a_failing_processor_fails_the_frame_and_keeps_the_other_results(setting
 
 
 @pytest.mark.django_db
-def test_motion_is_scored_against_the_cameras_previous_frame():
-    through_pipeline(new_frame(jpeg()))
-    through_pipeline(new_frame(jpeg(320, 240)))
-    first, second = Frame.objects.order_by("sequence")
-    assert second.results["quality"]["motion_reference"] == first.frame_id
-    assert second.results["quality"]["motion"] == 0.0
-
-
-@pytest.mark.django_db
 def test_a_late_duplicate_cannot_turn_a_stored_frame_into_a_drop():
     payload = new_frame(jpeg())
     through_pipeline(payload)

@@ -1,6 +1,7 @@
 """The capture worker: a plain loop that reads a camera and hands every frame to the pipeline.
 
-Per frame: a FrameID, a root span `capture_frame`, JPEG bytes parked in Redis (the claim
+Per frame: a number from Redis and a FrameID, a root span `capture_frame`, a motion score
+against the previous frame (workers/motion.py), JPEG bytes parked in Redis (the claim
 check) and one Celery chain published inside that span, so the instrumentation puts the
 frame's trace context into the task headers. What happens to each frame afterwards is the
 ledger's business (workers/ledger.py). One process per camera; a shutdown flag set by
@@ -27,6 +28,8 @@ from frames.models import Frame
 from tasks import frame_bytes, frame_pipeline
 from workers.lease import CameraLease
 from workers.ledger import UNAVAILABLE, Backoff, CaptureStats, Ledger, Outage
+from workers.motion import Motion
+from workers.pacing import RateLimit, Schedule
 from workers.sources import Source, SourceError, open_source
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class CaptureWorker:
     # The last number Redis gave this run, the floor for the next: never counted on locally.
     sequence: int = 0
     numbering: Outage = field(default_factory=Outage)  # Redis failed to number just now
+    motion: Motion = field(default_factory=Motion)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(CaptureStats(self.config.camera_id))
@@ -96,8 +100,9 @@ class CaptureWorker:
     def loop(self, source: Source, started: float) -> None:
         if not self.open_with_backoff(source, started):
             return
-        period = 1 / (self.config.fps or source.fps or 30.0)
-        next_due = time.monotonic()
+        fps = self.config.fps or source.fps or 30.0
+        schedule = Schedule(1 / fps) if source.paced else None
+        limit = RateLimit(self.config.fps) if self.config.fps and not source.paced else None
         while not self.finished(started):
             try:
                 image = source.read()
@@ -110,15 +115,11 @@ class CaptureWorker:
                 continue
             if image is None:  # end of a file
                 return
-            now = time.monotonic()
-            if not source.paced and self.config.fps and now < next_due:
-                self.skip(SkipReason.OVER_FPS)
+            if limit and not limit.keep(arrival(source)):
+                self.skip(SkipReason.OVER_FPS)  # a live camera faster than --fps asked for
                 continue
-            if source.paced:
-                self.stop.wait(max(0.0, next_due - now))
-            # Schedule from the previous deadline so rounding errors never accumulate; after
-            # a stall, start afresh instead of bursting to catch up.
-            next_due = max(next_due + period, time.monotonic() - period)
+            if schedule:
+                self.stop.wait(schedule.wait(time.monotonic()))
             self.capture(image, source.description)
             self.ledger.housekeeping()
 
@@ -199,10 +200,14 @@ class CaptureWorker:
                 format="jpeg",
                 trace_context=frame_context(span),
             )
+            motion = self.motion.score(frame_id, image)
+            meta.results["motion"] = dict(motion)
             self.stats.captured += 1
             FRAMES_CAPTURED.labels(camera).inc()
             self.hand_over(meta, image, started)
             span.set_attributes(meta.to_span_attributes())
+            if motion["score"] is not None:
+                span.set_attribute("motion.score", motion["score"])
             span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status.value})
 
     def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
@@ -225,6 +230,12 @@ class CaptureWorker:
             self.ledger.undelivered(meta, exc)
         except (cv2.error, SourceError) as exc:  # an image OpenCV cannot encode
             self.ledger.invalid(meta, exc)
+
+
+def arrival(source: Source) -> float:
+    """When the frame came, for --fps: the stream's own time if it has one, else now."""
+    stream_time = source.frame_time()
+    return time.monotonic() if stream_time is None else stream_time
 
 
 def frame_context(span: trace.Span) -> TraceContext:

@@ -71,6 +71,11 @@ def test_every_synthetic_frame_is_stored_with_one_complete_trace(start_worker, p
     first = frames[0]
     assert set(first.timings) == {"capture", "buffer", "process", "store"}
     assert first.results["quality"]["brightness"] > 0
+    # Two worker processes shared the frames; motion is scored against the previous frame
+    # all the same, because the capture worker scores it.
+    references = [frame.results["motion"]["reference"] for frame in frames]
+    assert references == [None] + [frame.frame_id for frame in frames[:-1]]
+    assert all(frame.results["motion"]["score"] > 0 for frame in frames[1:])
     assert first.width == 640 and first.height == 360 and (first.size_bytes or 0) > 1000
 
 
