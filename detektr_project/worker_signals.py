@@ -13,6 +13,7 @@ from typing import Any
 
 from celery.signals import (
     celeryd_init,
+    task_postrun,
     task_prerun,
     worker_init,
     worker_process_init,
@@ -24,6 +25,7 @@ from django.db import close_old_connections
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from frame_tracking import metrics
+from frame_tracking.completeness import SpanFlusher
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 
 STAGES = ("buffer", "process", "store")
@@ -39,8 +41,13 @@ def service_name_for(queues: list[str]) -> str:
 
 
 def start_worker_tracing() -> None:
-    configure_tracing(default_service_name=service_name_for(_served_queues))
+    provider = configure_tracing(default_service_name=service_name_for(_served_queues))
     CeleryInstrumentor().instrument()
+    if provider is not None and settings.TRACE_FLUSH_TIMEOUT_MS:
+        flusher = SpanFlusher(provider, settings.TRACE_FLUSH_TIMEOUT_MS / 1000)
+        # Connected after the instrumentor's own task_postrun receiver, which ends the run
+        # span: receivers are called in the order they were connected.
+        task_postrun.connect(lambda **_: flusher.flush(), weak=False, dispatch_uid="flush")
 
 
 @celeryd_init.connect

@@ -18,6 +18,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from frame_tracking.completeness import schedule_delay_ms, tracer_provider
+
 log = logging.getLogger(__name__)
 
 _provider: TracerProvider | None = None
@@ -39,8 +41,11 @@ def configure_tracing(default_service_name: str = "detektr") -> TracerProvider |
     if tracing_disabled():
         return None
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: default_service_name}
-    provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # Completeness under faults (frame_tracking/completeness.py): replayable ids for Celery's
+    # spans, and a shorter schedule than the SDK's five seconds.
+    provider = tracer_provider(Resource.create(attributes))
+    processor = BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=schedule_delay_ms())
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider
