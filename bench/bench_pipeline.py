@@ -1,11 +1,14 @@
 """Pipeline throughput and latency with the tracing backend up, down, and tracing disabled.
 
     python bench/bench_pipeline.py [--frames 600] [--fps 120] [--size 320x240] [--rounds 2]
+                                   [--variants otlp-up,no-flush,...]
 
 Runs, side by side in one process and interleaved over rounds, a real `celery -A detektr
 worker` (prefork -c 2) and the capture command against its own PostgreSQL database
 (detektr_bench_pipeline) and Redis database 12, once per variant:
-  otlp-up    spans exported to an OTLP receiver started here
+  otlp-up    spans exported to an OTLP receiver started here (each task's spans exported
+             before it is acknowledged: frame_tracking/span_delivery.py)
+  no-flush   the same, with TRACE_FLUSH_TIMEOUT_MS=0: spans leave on the processor's schedule
   otlp-down  OTEL_EXPORTER_OTLP_ENDPOINT on a closed port
   disabled   OTEL_SDK_DISABLED=true
 and prints frames stored per second (first capture to last store) and capture→stored
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+from celery import Celery
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,6 +50,16 @@ def prepare_database() -> None:
                    check=True)  # fmt: skip
 
 
+def wait_until_ready(worker: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Until the worker answers a ping over the broker (it logs at warning level only)."""
+    control = Celery(broker=REDIS_URL).control
+    deadline = time.monotonic() + timeout
+    while not control.ping(timeout=0.5):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            os.killpg(worker.pid, signal.SIGKILL)
+            raise SystemExit(f"the worker did not start; see {log}")
+
+
 def run_variant(name: str, extra: dict[str, str], args: argparse.Namespace) -> dict[str, float]:
     redis.Redis.from_url(REDIS_URL).flushdb()
     with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as conn:
@@ -64,7 +78,7 @@ def run_variant(name: str, extra: dict[str, str], args: argparse.Namespace) -> d
         [sys.executable, "-m", "celery", "-A", "detektr", "worker", "-c", "2", "-l", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    time.sleep(6)  # worker start-up
+    wait_until_ready(worker, Path(log.name))
     width, height = args.size.split("x")
     capture = [sys.executable, "manage.py", "capture", "--camera", "bench",
                "--source", f"synthetic://?width={width}&height={height}",
@@ -96,21 +110,27 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=120)
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", default="otlp-up,no-flush,otlp-down,disabled")
     args = parser.parse_args()
     prepare_database()
     results: dict[str, list[dict[str, float]]] = {}
     with OTLPReceiver() as receiver:
         variants = {
             "otlp-up": {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+            "no-flush": {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "TRACE_FLUSH_TIMEOUT_MS": "0",
+            },
             "otlp-down": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
             "disabled": {"OTEL_SDK_DISABLED": "true"},
         }
+        chosen = {name: variants[name] for name in args.variants.split(",")}
         for _ in range(args.rounds):
-            for name, extra in variants.items():
+            for name, extra in chosen.items():
                 results.setdefault(name, []).append(run_variant(name, extra, args))
         spans = len(receiver.spans)
     print(f"{args.frames} frames of {args.size} offered at {args.fps} fps, {args.rounds} rounds")
-    base = statistics.median(r["fps"] for r in results["otlp-up"])
+    base = statistics.median(r["fps"] for r in next(iter(results.values())))
     print(f"{'variant':<10} {'stored/s':>9} {'ratio':>6} {'p50 ms':>8} {'p95 ms':>8}")
     for name, runs in results.items():
         fps = statistics.median(r["fps"] for r in runs)

@@ -253,6 +253,10 @@ if WORKER_METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 # Workers log through LOGGING above, so their lines carry trace_id, span_id and frame_id too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
+# A task's spans are exported before the broker hears it is done, so a worker killed after
+# that takes none of them along; it waits this long at most (0: never waits), and a tracing
+# backend slower than that is not waited for during the next 10 s (frame_tracking/completeness).
+TRACE_FLUSH_TIMEOUT_MS = env_int("TRACE_FLUSH_TIMEOUT_MS", 100)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -27,6 +27,7 @@ from django.db import close_old_connections
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from frame_tracking import logs, metrics
+from frame_tracking.span_delivery import SpanFlusher
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 
 STAGES = ("buffer", "process", "store")
@@ -42,8 +43,13 @@ def service_name_for(queues: list[str]) -> str:
 
 
 def start_worker_tracing() -> None:
-    configure_tracing(default_service_name=service_name_for(_served_queues))
+    provider = configure_tracing(default_service_name=service_name_for(_served_queues))
     CeleryInstrumentor().instrument()
+    if provider is not None and settings.TRACE_FLUSH_TIMEOUT_MS:
+        flusher = SpanFlusher(provider, settings.TRACE_FLUSH_TIMEOUT_MS / 1000)
+        # Connected after the instrumentor's own task_postrun receiver, which ends the run
+        # span: receivers are called in the order they were connected.
+        task_postrun.connect(lambda **_: flusher.flush(), weak=False, dispatch_uid="flush")
 
 
 @celeryd_init.connect

@@ -27,10 +27,24 @@ from prometheus_client.metrics_core import Metric
 FRAMES_CAPTURED = Counter(
     "detektr_frames_captured_total", "Frames read from a camera and given a FrameID", ["camera"]
 )
+FRAMES_SKIPPED = Counter(
+    "detektr_frames_skipped_total",
+    "Frames read from a camera and left out before they got a FrameID (over --fps, or Redis "
+    "could not number them)",
+    ["camera", "reason"],
+)
 FRAMES_FINISHED = Counter(
     "detektr_frames_finished_total",
-    "Frames that reached a final status (stored, dropped, failed)",
+    "Frames that reached a final status (stored, dropped, failed), each counted once: when "
+    "its row is written (a redelivered or duplicate record counts nothing)",
     ["camera", "status", "reason"],
+)
+FRAMES_STATUS_CHANGED = Counter(
+    "detektr_frames_status_changed_total",
+    "Frames counted as dropped or failed whose row a later store turned into this status (e.g. "
+    "reaped as expired, then stored after all); detektr_frames_finished_total keeps them "
+    "under their first status",
+    ["camera", "previous_reason", "status"],
 )
 STAGE_SECONDS = Histogram(
     "detektr_stage_duration_seconds",

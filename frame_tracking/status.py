@@ -55,6 +55,14 @@ class FailReason(StrEnum):
     INVALID_FRAME_ID = "invalid_frame_id"
 
 
+class SkipReason(StrEnum):
+    """Why the capture worker read a frame and left it out before numbering it: such a frame
+    never gets a FrameID, so it is counted (detektr_frames_skipped_total), not recorded."""
+
+    OVER_FPS = "over_fps"  # a live camera faster than --fps asked for
+    REDIS_UNAVAILABLE = "redis_unavailable"  # Redis could not give it a sequence number
+
+
 Reason = DropReason | FailReason
 # Every reason, each with the status it belongs to.
 REASONS: dict[Reason, FrameStatus] = {

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from frame_tracking.metrics import SPAN_EXPORT_FAILURES, SPANS_DROPPED, SPANS_EXPORTED
+from frame_tracking.span_delivery import schedule_delay_ms, tracer_provider
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,14 @@ def configure_tracing(default_service_name: str = "detektr") -> TracerProvider |
     if tracing_disabled():
         return None
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: default_service_name}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    # Completeness under faults (frame_tracking/span_delivery.py): replayable ids for Celery's
+    # spans, and a shorter schedule than the SDK's five seconds.
+    provider = tracer_provider(Resource.create(attributes))
     for name in exporter_names():
-        provider.add_span_processor(CountingBatchSpanProcessor(make_exporter(name)))
+        exporter = make_exporter(name)
+        provider.add_span_processor(
+            CountingBatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay_ms())
+        )
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypedDict, cast
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import Q
 
 from frame_tracking.metadata import StageTiming
@@ -251,38 +251,33 @@ class Frame(models.Model):
 
     @classmethod
     def record(cls, meta: FrameMetadata, *, finished_at: datetime | None = None) -> Frame:
-        """Write one frame's final state (see record_many); returns the frame as recorded."""
-        (frame,) = cls.record_many([meta], finished_at=finished_at)
+        """Write one frame's final state (see record_many); returns the frame as given."""
+        frame = cls.from_metadata(meta, finished_at or datetime.now(tz=UTC))
+        _upsert([frame])
         return frame
 
     @classmethod
     def record_many(
         cls, metas: Sequence[FrameMetadata], *, finished_at: datetime | None = None
-    ) -> list[Frame]:
-        """Write frames' final states, written again a frame keeps its one row.
+    ) -> Recorded:
+        """Write frames' final states; written again, a frame keeps its one row.
 
-        "stored" overwrites whatever the row said (a redelivered store refreshes it); a drop or
-        failure is written only where the frame has no row yet, so a late duplicate of an
-        earlier stage, or a reaped frame that store got to after all, never turns a stored
-        frame into a drop. Both are single statements: no window between check and write.
+        The first final status written for a frame stands, except that "stored" replaces a
+        drop or failure (a frame reaped as expired that store got to after all). A late
+        duplicate never turns a stored frame into a drop, and a redelivered store changes
+        nothing. One statement: no window between check and write. The answer says which
+        rows were written or changed, so the metrics count frames, not attempts.
         """
         finished_at = finished_at or datetime.now(tz=UTC)
         # One record per frame (the last), or PostgreSQL refuses to touch a row twice.
-        frames = list(
-            {meta.frame_id: cls.from_metadata(meta, finished_at) for meta in metas}.values()
-        )
-        stored = [frame for frame in frames if frame.status == FrameStatus.STORED]
-        ended_otherwise = [frame for frame in frames if frame.status != FrameStatus.STORED]
-        if stored:
-            Frame.objects.bulk_create(
-                stored,
-                update_conflicts=True,
-                unique_fields=["frame_id", "captured_at"],
-                update_fields=[f.name for f in cls._meta.concrete_fields if f.name not in UNIQUE],
-            )
-        if ended_otherwise:
-            Frame.objects.bulk_create(ended_otherwise, ignore_conflicts=True)
-        return frames
+        frames = {meta.frame_id: cls.from_metadata(meta, finished_at) for meta in metas}
+        recorded = Recorded([], [])
+        for frame_id, inserted, previous_reason in _upsert(list(frames.values())):
+            if inserted:
+                recorded.inserted.append(frames[frame_id])
+            else:
+                recorded.changed.append((frames[frame_id], previous_reason or "unknown"))
+        return recorded
 
     @classmethod
     def from_metadata(cls, meta: FrameMetadata, finished_at: datetime) -> Frame:
@@ -359,6 +354,73 @@ class Frame(models.Model):
 
 
 FRAME_KEYS = tuple(FrameDict.__annotations__)
+
+
+class Recorded(NamedTuple):
+    """What a Frame.record_many call changed in the table."""
+
+    inserted: list[Frame]  # frames that got their row: the first final status
+    # Frames whose dropped or failed row became stored, with the reason the row had.
+    changed: list[tuple[Frame, str]]
+
+
+# The names are the model's own; every value is a parameter.
+UPSERT = """
+    INSERT INTO {table} ({columns}) VALUES {rows}
+    ON CONFLICT (frame_id, captured_at) DO UPDATE SET {updates}
+    WHERE {table}.status <> %s AND EXCLUDED.status = %s
+    RETURNING {returning}
+"""
+# xmax = 0: the row is new. A subquery in RETURNING reads the statement's snapshot, so it
+# sees the row as it was before this statement changed it.
+RETURNING_POSTGRESQL = """id, frame_id, (xmax = 0),
+    (SELECT previous.reason FROM {table} AS previous WHERE previous.id = {table}.id)"""
+
+
+def _upsert(frames: list[Frame]) -> list[tuple[str, bool, str | None]]:
+    """INSERT … ON CONFLICT for the rows; (frame_id, inserted, previous reason) of each row
+    written or changed, whose frames get their primary key. See Frame.record_many."""
+    if not frames:
+        return []
+    fields = [field for field in Frame._meta.concrete_fields if field.name != "id"]
+    columns = [connection.ops.quote_name(field.column) for field in fields]
+    table = Frame._meta.db_table
+    postgresql = connection.vendor == "postgresql"
+    sql = UPSERT.format(  # noqa: S608
+        table=table,
+        columns=", ".join(columns),
+        rows=", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(frames)),
+        updates=", ".join(f"{column} = EXCLUDED.{column}" for column in columns),
+        returning=RETURNING_POSTGRESQL.format(table=table) if postgresql else "id, frame_id",
+    )
+    params = [
+        field.get_db_prep_save(getattr(frame, field.attname), connection)
+        for frame in frames
+        for field in fields
+    ]
+    params += [FrameStatus.STORED.value, FrameStatus.STORED.value]
+    if postgresql:  # one statement, atomic by itself: no BEGIN/COMMIT round trips
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # SQLite has no xmax, and one writer at a time: it asks before writing.
+            previous = _previous_reasons(frames)
+            cursor.execute(sql, params)
+            rows = [
+                (pk, frame_id, frame_id not in previous, previous.get(frame_id))
+                for pk, frame_id in cursor.fetchall()
+            ]
+    by_id = {frame.frame_id: frame for frame in frames}
+    for pk, frame_id, *_ in rows:
+        by_id[frame_id].pk = pk
+    return [(frame_id, bool(inserted), reason) for _, frame_id, inserted, reason in rows]
+
+
+def _previous_reasons(frames: list[Frame]) -> dict[str, str]:
+    existing = Frame.objects.filter(frame_id__in=[frame.frame_id for frame in frames])
+    return dict(existing.values_list("frame_id", "reason"))
 
 
 def _json(value: Any) -> Any:

@@ -1,8 +1,8 @@
 """The claim check: frame bytes wait in Redis under a key with a TTL; messages carry the key.
 
-Redis also holds each camera's last sequence number and the in-flight sets: sorted sets of
-frame ids scored by capture time, so an entry whose frame was lost ages out instead of
-holding a slot forever.
+Redis also numbers each camera's frames (one atomic INCR per frame, so no two processes can
+ever hand out one number twice) and holds the in-flight sets: sorted sets of frame ids scored
+by capture time, so an entry whose frame was lost ages out instead of holding a slot forever.
 """
 
 from __future__ import annotations
@@ -61,24 +61,37 @@ def last_sequence(camera_id: str) -> int:
     return int(value) if value else 0
 
 
-def park(
-    frame_id: str, camera_id: str, sequence: int | None, data: bytes | None
-) -> tuple[int, int]:
+# INCR, but never to a number at or below `floor`: a Redis that lost the counter (restarted
+# without its data) resumes after the last number this camera is known to have used.
+NEXT_SEQUENCE = """
+local n = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if n <= floor then
+    n = floor + 1
+    redis.call('SET', KEYS[1], n)
+end
+return n
+"""
+
+
+def next_sequence(camera_id: str, floor: int) -> int:
+    """The camera's next frame number, above `floor`, atomically: one round trip (EVALSHA,
+    loading the script once per connection pool)."""
+    script = client().register_script(NEXT_SEQUENCE)
+    return int(script(keys=[SEQUENCE_KEY.format(camera_id)], args=[floor]))
+
+
+def park(frame_id: str, camera_id: str, data: bytes) -> tuple[int, int]:
     """Store a frame's bytes and mark it in flight; returns the in-flight counts after it.
 
-    One round trip. `data` is None for a frame shed at the source: it advances the
-    sequence but has no bytes to keep and takes no in-flight slot. `sequence` is None for a
-    test frame, which takes no number from the camera's sequence.
+    One round trip.
     """
     now = time.time()
     camera_key = INFLIGHT_CAMERA_KEY.format(camera_id)
     pipe = client().pipeline(transaction=False)
-    if sequence is not None:
-        pipe.set(SEQUENCE_KEY.format(camera_id), sequence)
-    if data is not None:
-        pipe.set(frame_key(frame_id), data, ex=settings.FRAME_TTL_SECONDS)
-        pipe.zadd(camera_key, {frame_id: now})
-        pipe.zadd(INFLIGHT_TOTAL_KEY, {frame_id: now})
+    pipe.set(frame_key(frame_id), data, ex=settings.FRAME_TTL_SECONDS)
+    pipe.zadd(camera_key, {frame_id: now})
+    pipe.zadd(INFLIGHT_TOTAL_KEY, {frame_id: now})
     # Each capture worker reaps its own camera's set (expired()); entries of a camera whose
     # worker is gone must not hold the shared total forever.
     pipe.zremrangebyscore(INFLIGHT_TOTAL_KEY, "-inf", now - 2 * settings.FRAME_REAP_SECONDS)

@@ -53,32 +53,16 @@ def _scalar(value: object) -> bool:
 
 
 class FrameQualityProcessor(BaseProcessor):
-    """Brightness, sharpness and a motion score against the camera's previous frame.
-
-    The previous frame is the last one this worker process saw from the camera, kept as a
-    small grey thumbnail; with several process workers each compares against its own.
-    """
+    """Brightness and sharpness. (Motion needs the frames in order: the capture worker scores
+    it, in the frame's results under "motion".)"""
 
     name = "quality"
     THUMBNAIL = (160, 90)
 
-    def __init__(self) -> None:
-        self.previous: dict[str, tuple[str, np.ndarray]] = {}
-
     def process(self, image: np.ndarray, meta: FrameMetadata, span: Span) -> dict[str, Any]:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         thumbnail = cv2.resize(grey, self.THUMBNAIL, interpolation=cv2.INTER_AREA)
-        result: dict[str, Any] = {
+        return {
             "brightness": round(float(grey.mean()), 2),
             "sharpness": round(float(cv2.Laplacian(thumbnail, cv2.CV_64F).var()), 2),
-            "motion": None,
-            "motion_reference": None,
         }
-        camera = meta.camera_id or ""
-        previous = self.previous.get(camera)
-        if previous is not None:
-            reference_id, reference = previous
-            result["motion"] = round(float(cv2.absdiff(thumbnail, reference).mean()), 3)
-            result["motion_reference"] = reference_id
-        self.previous[camera] = (str(meta.frame_id), thumbnail)
-        return result

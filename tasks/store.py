@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -11,8 +10,8 @@ from django.db import InterfaceError, OperationalError
 from detektr_project.celery import app
 from frame_tracking import FrameMetadata, Stage
 from frame_tracking.metadata import FrameMetadataDict
-from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED
-from frames.models import Frame
+from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED, FRAMES_STATUS_CHANGED
+from frames.models import Frame, Recorded
 from tasks import frame_bytes
 from tasks.frame_bytes import REDIS_DOWN, RETRY_POLICY
 from tasks.stage import run_stage
@@ -22,21 +21,24 @@ log = logging.getLogger(__name__)
 
 def record(meta: FrameMetadata) -> None:
     meta.finish()
-    finished_at = datetime.now(tz=UTC)
-    Frame.record(meta, finished_at=finished_at)
+    count(Frame.record_many([meta]))
     frame_bytes.release(meta.frame_id, meta.camera_id or "", keep_bytes=settings.FRAME_KEEP_BYTES)
-    count_finished([meta], finished_at)
 
 
-def count_finished(metas: list[FrameMetadata], finished_at: datetime) -> None:
-    for meta in metas:
-        if meta.test:
-            continue  # a canary frame stays out of the camera figures on the dashboard
-        reason = meta.reason.value if meta.reason else ""
-        FRAMES_FINISHED.labels(meta.camera_id, meta.status.value, reason).inc()
-        END_TO_END_SECONDS.labels(meta.camera_id, meta.status.value).observe(
-            (finished_at - meta.timestamp).total_seconds()
-        )
+def count(recorded: Recorded) -> None:
+    """Metrics for rows written or changed: a frame counts once, however often it is sent.
+    Canary frames stay out of the camera figures on the dashboard."""
+    for frame in recorded.inserted:
+        if frame.test:
+            continue
+        FRAMES_FINISHED.labels(frame.camera_id, frame.status, frame.reason).inc()
+        if frame.latency_ms is not None:
+            END_TO_END_SECONDS.labels(frame.camera_id, frame.status).observe(
+                frame.latency_ms / 1000
+            )
+    for frame, previous_reason in recorded.changed:
+        if not frame.test:
+            FRAMES_STATUS_CHANGED.labels(frame.camera_id, previous_reason, frame.status).inc()
 
 
 # A database or Redis that goes away for a while is waited out.
@@ -63,7 +65,5 @@ def record_batch(payloads: list[FrameMetadataDict]) -> dict[str, int]:
             metas.append(FrameMetadata.from_dict(payload))
         except ValueError:  # one bad record must not cost the batch its other frames
             log.error("unreadable frame record skipped: %.300r", payload)
-    finished_at = datetime.now(tz=UTC)
-    Frame.record_many(metas, finished_at=finished_at)
-    count_finished(metas, finished_at)
+    count(Frame.record_many(metas))
     return {"recorded": len(metas), "unreadable": len(payloads) - len(metas)}

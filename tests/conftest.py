@@ -4,20 +4,27 @@ and API clients with and without credentials."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.auth.models import User
 from django.test import Client
 
+from detektr_project.celery import app
 from frame_tracking import FrameID, FrameMetadata, FrameStatus, Stage, StageTiming, TraceContext
 from frame_tracking.status import parse_reason
 from frames.models import Frame
+from tasks import frame_bytes
 from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera
 
 API_TOKEN = "test-token-5f0c9d2e"
+# Unit tests' Redis database (REDIS_UNIT_DB): frame bytes, in-flight sets, leases, and
+# whatever a unit test publishes. End-to-end tests use REDIS_TEST_DB.
+REDIS_UNIT_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
 BASE_TIME = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
 
@@ -69,6 +76,26 @@ class FrameFactory:
             },
         )
         return Frame.record(meta, finished_at=captured_at + timedelta(milliseconds=latency_ms))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def unit_broker() -> None:
+    """What a unit test publishes goes to its own Redis database, never to a shared broker
+    (set before anything opens the app's connection pool)."""
+    app.conf.update(broker_url=REDIS_UNIT_URL)
+
+
+@pytest.fixture
+def unit_redis(settings: Any) -> Iterator[redis.Redis]:
+    """frame_bytes on the unit tests' Redis database, emptied first."""
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = REDIS_UNIT_URL
+    frame_bytes.client.cache_clear()
+    frame_bytes.broker.cache_clear()
+    client = frame_bytes.client()
+    client.flushdb()
+    yield client
+    frame_bytes.client.cache_clear()
+    frame_bytes.broker.cache_clear()
 
 
 @pytest.fixture

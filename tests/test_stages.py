@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import cv2
 import numpy as np
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
-from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking import DropReason, FrameID, FrameMetadata, Stage, TraceContext
 from frame_tracking.metadata import FrameMetadataDict
 from frames.models import Frame
 from tasks import frame_bytes
 from tasks.buffer import buffer
 from tasks.process import process, processors
 from tasks.processors import BaseProcessor
-from tasks.store import store
-
-REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
+from tasks.store import record_batch, store
 
 
 @pytest.fixture(autouse=True)
-def clean_redis(settings) -> Iterator[redis.Redis]:
-    settings.REDIS_URL = settings.CELERY_BROKER_URL = REDIS_URL
-    frame_bytes.client.cache_clear()
-    frame_bytes.broker.cache_clear()
-    client = frame_bytes.client()
-    client.flushdb()
-    yield client
-    frame_bytes.client.cache_clear()
-    frame_bytes.broker.cache_clear()
+def clean_redis(unit_redis: redis.Redis) -> redis.Redis:
+    return unit_redis
 
 
 def jpeg(width: int = 320, height: int = 240) -> bytes:
@@ -47,7 +37,7 @@ def new_frame(data: bytes | None, *, age: float = 0.0, camera: str = "cam01") ->
     if age:
         frame_id = FrameID.from_parts(captured, camera, frame_id.sequence, frame_id.nonce)
     if data is not None:
-        frame_bytes.park(frame_id, camera, frame_id.sequence, data)
+        frame_bytes.park(frame_id, camera, data)
     meta = FrameMetadata(
         frame_id=frame_id,
         timestamp=captured,
@@ -157,15 +147,6 @@ def test_a_failing_processor_fails_the_frame_and_keeps_the_other_results(setting
 
 
 @pytest.mark.django_db
-def test_motion_is_scored_against_the_cameras_previous_frame():
-    through_pipeline(new_frame(jpeg()))
-    through_pipeline(new_frame(jpeg(320, 240)))
-    first, second = Frame.objects.order_by("sequence")
-    assert second.results["quality"]["motion_reference"] == first.frame_id
-    assert second.results["quality"]["motion"] == 0.0
-
-
-@pytest.mark.django_db
 def test_a_late_duplicate_cannot_turn_a_stored_frame_into_a_drop():
     payload = new_frame(jpeg())
     through_pipeline(payload)
@@ -173,3 +154,62 @@ def test_a_late_duplicate_cannot_turn_a_stored_frame_into_a_drop():
     assert through_pipeline(payload)["status"] == "dropped"
     frame = Frame.objects.get()
     assert (frame.status, frame.reason) == ("stored", "")
+
+
+def finished(camera: str, status: str, reason: str = "") -> float:
+    labels = {"camera": camera, "status": status, "reason": reason}
+    return REGISTRY.get_sample_value("detektr_frames_finished_total", labels) or 0.0
+
+
+def changed(camera: str, previous_reason: str, status: str) -> float:
+    labels = {"camera": camera, "previous_reason": previous_reason, "status": status}
+    return REGISTRY.get_sample_value("detektr_frames_status_changed_total", labels) or 0.0
+
+
+@pytest.mark.django_db
+def test_a_redelivered_store_does_not_move_a_counter():
+    payload = process(buffer(new_frame(jpeg(), camera="cam-redelivered")))
+    before = finished("cam-redelivered", "stored")
+    store(payload)
+    store(payload)  # the broker redelivers: the row is there already
+    assert finished("cam-redelivered", "stored") == before + 1
+    latency = REGISTRY.get_sample_value(
+        "detektr_capture_to_finished_seconds_count",
+        {"camera": "cam-redelivered", "status": "stored"},
+    )
+    assert latency == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_sent_twice_counts_its_frames_once():
+    metas = []
+    for _ in range(3):
+        meta = FrameMetadata.from_dict(new_frame(None, camera="cam-twice"))
+        meta.drop(Stage.CAPTURE, DropReason.BACKPRESSURE, "full")
+        metas.append(meta.to_dict())
+    record_batch(metas)
+    record_batch(metas)  # a journal segment sent again after a SIGKILL
+    assert Frame.objects.filter(camera_id="cam-twice").count() == 3
+    assert finished("cam-twice", "dropped", "backpressure") == 3
+
+
+@pytest.mark.django_db
+def test_a_frame_reaped_as_expired_and_stored_later_counts_once():
+    payload = process(buffer(new_frame(jpeg(), camera="cam-late")))
+    reaped = FrameMetadata.from_dict(payload)
+    reaped.drop(Stage.PIPELINE, DropReason.EXPIRED, "no stage finished it within 60s")
+    record_batch([reaped.to_dict()])
+    store(payload)  # the redelivered chain got there after all
+    assert Frame.objects.get().status == "stored"
+    assert finished("cam-late", "dropped", "expired") == 1
+    assert finished("cam-late", "stored") == 0  # counted once, under its first status
+    assert changed("cam-late", "expired", "stored") == 1
+
+
+@pytest.mark.django_db
+def test_a_late_duplicate_drop_counts_nothing():
+    payload = new_frame(jpeg(), camera="cam-dup")
+    through_pipeline(payload)
+    through_pipeline(payload)  # finds its bytes gone: a drop that must not overwrite
+    assert finished("cam-dup", "stored") == 1
+    assert finished("cam-dup", "dropped", "missing_bytes") == 0

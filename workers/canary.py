@@ -54,7 +54,7 @@ def send_test_frame(camera: str = "canary", traceparent: str | None = None) -> F
         )  # fmt: skip
         data = encode_jpeg(image, 80)
         meta.size_bytes = len(data)
-        frame_bytes.park(frame_id, camera, None, data)
+        frame_bytes.park(frame_id, camera, data)
         meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
         frame_pipeline(meta).apply_async()
         span.set_attributes(meta.to_span_attributes())

@@ -1,8 +1,10 @@
 """The capture worker: a plain loop that reads a camera and hands every frame to the pipeline.
 
-Per frame: a FrameID, a root span `capture_frame`, JPEG bytes parked in Redis (the claim
+Per frame: a number from Redis and a FrameID, a root span `capture_frame`, a motion score
+against the previous frame (workers/motion.py), JPEG bytes parked in Redis (the claim
 check) and one Celery chain published inside that span, so the instrumentation puts the
-frame's trace context into the task headers. One process per camera; a shutdown flag set by
+frame's trace context into the task headers. What happens to each frame afterwards is the
+ledger's business (workers/ledger.py). One process per camera; a shutdown flag set by
 SIGTERM/SIGINT ends the loop between frames.
 """
 
@@ -13,31 +15,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import cv2
 import numpy as np
-from django.conf import settings
-from django.db.models import Max
 from opentelemetry import trace
 
-from frame_tracking import DropReason, FrameID, FrameMetadata, Stage, TraceContext
+from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.logs import bind_frame, unbind_frame
-from frame_tracking.metrics import FRAMES_CAPTURED, INFLIGHT_FRAMES, INFLIGHT_UTILISATION
+from frame_tracking.metrics import FRAMES_CAPTURED, FRAMES_SKIPPED
+from frame_tracking.status import SkipReason
 from frames.models import Frame
 from tasks import frame_bytes, frame_pipeline
 from workers.camera_state import CameraState
-from workers.records import UNAVAILABLE, FinalRecords
+from workers.lease import CameraLease
+from workers.ledger import UNAVAILABLE, Backoff, CaptureStats, Ledger, Outage
+from workers.motion import Motion
+from workers.pacing import RateLimit, Schedule
 from workers.sources import Source, SourceError, open_source, stall_seconds
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 tracer = trace.get_tracer("detektr.capture")
-
-# Seconds between sending batches of final records and looking for frames that outstayed
-# FRAME_REAP_SECONDS in flight.
-HOUSEKEEPING_INTERVAL = 1.0
-# After Redis or the broker failed a hand-over, frames are recorded as broker_unavailable
-# without trying again for this long: each try can block for a second.
-BROKER_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -52,95 +51,63 @@ class CaptureConfig:
 
 
 @dataclass
-class CaptureStats:
-    captured: int = 0
-    published: int = 0
-    shed: int = 0
-    undelivered: int = 0  # recorded as broker_unavailable
-    reconnects: int = 0
-    expired: int = 0  # in flight past FRAME_REAP_SECONDS: recorded as dropped, "expired"
-    skipped: int = 0  # live frames left out to keep to --fps; never given a FrameID
-    first_sequence: int = 0
-    last_sequence: int = 0
-
-
-@dataclass
-class Backpressure:
-    """Hysteresis between the high- and low-water marks of the in-flight bound."""
-
-    shedding: bool = False
-    utilisation: float = 0.0
-    counts: tuple[int, int] = (0, 0)  # frames in flight: this camera's, all cameras'
-
-    def update(self, camera_inflight: int, total_inflight: int) -> None:
-        self.counts = (camera_inflight, total_inflight)
-        self.utilisation = max(
-            camera_inflight / settings.FRAME_INFLIGHT_PER_CAMERA,
-            total_inflight / settings.FRAME_INFLIGHT_TOTAL,
-        )
-        if self.utilisation >= settings.FRAME_INFLIGHT_HIGH_WATER:
-            self.shedding = True
-        elif self.utilisation <= settings.FRAME_INFLIGHT_LOW_WATER:
-            self.shedding = False
-
-    def describe(self) -> str:
-        camera, total = self.counts
-        return (
-            f"in flight: camera {camera}/{settings.FRAME_INFLIGHT_PER_CAMERA}, all "
-            f"{total}/{settings.FRAME_INFLIGHT_TOTAL} (utilisation {self.utilisation:.0%})"
-        )
-
-
-@dataclass
 class CaptureWorker:
     config: CaptureConfig
     stop: threading.Event = field(default_factory=threading.Event)
-    stats: CaptureStats = field(default_factory=CaptureStats)
-    backpressure: Backpressure = field(default_factory=Backpressure)
-    records: FinalRecords = field(init=False)
-    state: CameraState = field(init=False)
-    # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
-    in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
+    ledger: Ledger = field(init=False)
+    lease: CameraLease = field(init=False)
+    # The last number Redis gave this run, the floor for the next: never counted on locally.
     sequence: int = 0
-    next_housekeeping: float = 0.0
-    broker_down_until: float = 0.0
+    numbering: Outage = field(default_factory=Outage)  # Redis failed to number just now
+    motion: Motion = field(default_factory=Motion)
+    state: CameraState = field(init=False)
 
     def __post_init__(self) -> None:
-        self.records = FinalRecords(self.config.camera_id)
+        self.ledger = Ledger(CaptureStats(self.config.camera_id))
+        self.lease = CameraLease(frame_bytes.client(), self.config.camera_id)
         self.state = CameraState(self.config.camera_id, stall_seconds(self.config.fps))
 
+    @property
+    def stats(self) -> CaptureStats:
+        return self.ledger.stats
+
     def run(self) -> CaptureStats:
+        """Capture until done; CameraBusy if another process has the camera."""
         source = open_source(self.config.source)
-        self.records.load()
-        self.sequence = self.wait_for_redis(self.last_sequence)
-        self.stats.first_sequence = self.sequence + 1
-        started = time.monotonic()
+        self.wait_for_redis(self.lease.acquire)
+        self.lease.keep(on_lost=self.stop)
         try:
-            self.loop(source, started)
-            source.close()
-            if not self.stop.is_set():
-                self.drain()
+            self.ledger.open()
+            self.sequence = self.wait_for_redis(self.last_sequence)
+            started = time.monotonic()
+            try:
+                self.loop(source, started)
+                source.close()
+                if not self.stop.is_set():
+                    self.ledger.drain(self.stop)
+            finally:
+                source.close()
+                self.ledger.close()
         finally:
             self.state.stopped()
-            source.close()
-            self.records.flush()
-            self.records.save()
-        self.stats.last_sequence = self.sequence
+            self.lease.release()
         return self.stats
 
     def last_sequence(self) -> int:
-        """Where the camera's sequence stands: Redis, or the stored frames if Redis lost it."""
+        """Where the camera's numbers stand: Redis, or the newest stored frame if Redis lost
+        them (newest by capture time, which the index serves; sequences grow with it)."""
         sequence = frame_bytes.last_sequence(self.config.camera_id)
         if sequence:
             return sequence
-        stored = Frame.objects.filter(camera_id=self.config.camera_id).aggregate(Max("sequence"))
-        return max(stored["sequence__max"] or 0, 0)
+        newest = Frame.objects.filter(camera_id=self.config.camera_id, sequence__gte=0)
+        return newest.order_by("-captured_at").values_list("sequence", flat=True).first() or 0
 
     def loop(self, source: Source, started: float) -> None:
         if not self.open_with_backoff(source, started):
             return
-        period = 1 / (self.config.fps or source.fps or 30.0)
-        next_due = time.monotonic()
+        fps = self.config.fps or source.fps or 30.0
+        schedule = Schedule(1 / fps) if source.paced else None
+        limit = RateLimit(self.config.fps) if self.config.fps and not source.paced else None
         while not self.finished(started):
             try:
                 image = source.read()
@@ -153,59 +120,13 @@ class CaptureWorker:
                 continue
             if image is None:  # end of a file
                 return
-            now = time.monotonic()
-            if not source.paced and self.config.fps and now < next_due:
-                self.stats.skipped += 1  # a live camera faster than --fps asked for
+            if limit and not limit.keep(arrival(source)):
+                self.skip(SkipReason.OVER_FPS)  # a live camera faster than --fps asked for
                 continue
-            if source.paced:
-                self.stop.wait(max(0.0, next_due - now))
-            # Schedule from the previous deadline so rounding errors never accumulate; after
-            # a stall, start afresh instead of bursting to catch up.
-            next_due = max(next_due + period, time.monotonic() - period)
+            if schedule:
+                self.stop.wait(schedule.wait(time.monotonic()))
             self.capture(image, source.description)
-            self.housekeeping()
-
-    def housekeeping(self) -> None:
-        now = time.monotonic()
-        if now >= self.next_housekeeping:
-            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
-            self.reap()
-            self.records.flush()
-
-    def reap(self) -> None:
-        """Record frames whose task the broker lost (in flight too long) as dropped."""
-        try:
-            expired = frame_bytes.expired(self.config.camera_id)
-        except UNAVAILABLE as exc:
-            log.warning("cannot check in-flight frames: %s", exc)
-            return
-        for frame_id in expired:
-            meta = self.in_flight.pop(frame_id, None) or bare_metadata(frame_id)
-            detail = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
-            meta.drop(Stage.PIPELINE, DropReason.EXPIRED, detail)
-            self.records.add(meta)
-            self.stats.expired += 1
-        # Frames well past the reaping age that were not reaped reached their end: forget
-        # them. The margin covers the moment between capture and parking in Redis.
-        horizon = time.time() - settings.FRAME_REAP_SECONDS - 10
-        while self.in_flight:
-            oldest = next(iter(self.in_flight.values()))
-            if oldest.timestamp.timestamp() > horizon:
-                break
-            del self.in_flight[oldest.frame_id]
-
-    def drain(self) -> None:
-        """Wait (at most FRAME_REAP_SECONDS) for the frames in flight to reach an end."""
-        deadline = time.monotonic() + settings.FRAME_REAP_SECONDS + 2 * HOUSEKEEPING_INTERVAL
-        while time.monotonic() < deadline and not self.stop.is_set():
-            self.reap()
-            self.records.flush()
-            try:
-                if frame_bytes.inflight(self.config.camera_id)[0] == 0:
-                    return
-            except UNAVAILABLE:
-                pass
-            self.stop.wait(HOUSEKEEPING_INTERVAL)
+            self.ledger.housekeeping()
 
     def finished(self, started: float) -> bool:
         config = self.config
@@ -217,106 +138,113 @@ class CaptureWorker:
 
     def open_with_backoff(self, source: Source, started: float) -> bool:
         """Open the source, retrying with backoff; False if the run ended first."""
-        delay = 0.5
+        backoff = Backoff(self.config.max_backoff)
         while not self.finished(started):
             try:
                 source.open()
                 return True
             except SourceError as exc:
+                delay = backoff.next()
                 log.warning("camera %s: %s; retrying in %.1fs", self.config.camera_id, exc, delay)
                 self.state.retrying_open(str(exc))
-            self.housekeeping()  # frames already in flight still get reaped and recorded
+            self.ledger.housekeeping()  # frames already in flight still get reaped and recorded
             self.stop.wait(delay)
-            delay = min(delay * 2, self.config.max_backoff)
         return False
 
-    def wait_for_redis(self, call: Callable[[], int]) -> int:
+    def wait_for_redis(self, call: Callable[[], T]) -> T:
         """Retry `call` with backoff while Redis is unreachable (at start-up)."""
-        delay = 0.5
+        backoff = Backoff(self.config.max_backoff)
         while True:
             try:
                 return call()
             except UNAVAILABLE as exc:
                 if self.stop.is_set():
                     raise
+                delay = backoff.next()
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
                 self.stop.wait(delay)
-                delay = min(delay * 2, self.config.max_backoff)
+
+    def number(self) -> int | None:
+        """The frame's sequence number from Redis; None while Redis cannot give one."""
+        if self.numbering.active():
+            return None
+        try:
+            self.sequence = frame_bytes.next_sequence(self.config.camera_id, self.sequence)
+        except UNAVAILABLE as exc:
+            log.warning("camera %s: no sequence number for a frame: %s", self.config.camera_id, exc)
+            self.numbering.began()
+            return None
+        if self.stats.first_sequence is None:
+            self.stats.first_sequence = self.sequence
+        self.stats.last_sequence = self.sequence
+        return self.sequence
+
+    def skip(self, reason: SkipReason) -> None:
+        if reason is SkipReason.OVER_FPS:
+            self.stats.skipped += 1
+        else:
+            self.stats.unnumbered += 1
+        FRAMES_SKIPPED.labels(self.config.camera_id, reason.value).inc()
 
     def capture(self, image: np.ndarray, description: str) -> None:
         camera = self.config.camera_id
         self.state.frame()
+        sequence = self.number()
+        if sequence is None:
+            self.skip(SkipReason.REDIS_UNAVAILABLE)
+            return
         with tracer.start_as_current_span("capture_frame") as span:
             started = time.time()
-            self.sequence += 1
-            frame_id = FrameID.generate(camera, sequence=self.sequence)
+            frame_id = FrameID.generate(camera, sequence=sequence)
             logged_as = bind_frame(frame_id)
             meta = FrameMetadata(
                 frame_id=frame_id,
                 timestamp=frame_id.timestamp,
                 camera_id=camera,
-                sequence=self.sequence,
+                sequence=sequence,
                 source=description,
                 width=int(image.shape[1]),
                 height=int(image.shape[0]),
                 format="jpeg",
                 trace_context=frame_context(span),
             )
+            motion = self.motion.score(frame_id, image)
+            meta.results["motion"] = dict(motion)
             self.stats.captured += 1
             FRAMES_CAPTURED.labels(camera).inc()
-            if time.monotonic() < self.broker_down_until:
-                self.keep_undelivered(meta, "not tried: the last hand-over failed just now")
-            else:
-                try:
-                    self.hand_over(meta, image, started)
-                except UNAVAILABLE as exc:
-                    self.broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
-                    self.keep_undelivered(meta, f"{type(exc).__name__}: {exc}")
-                    self.unpark(meta)
-                except (cv2.error, SourceError) as exc:  # an image OpenCV cannot encode
-                    meta.drop(Stage.CAPTURE, DropReason.INVALID, f"{type(exc).__name__}: {exc}")
-                    self.records.add(meta)
+            self.hand_over(meta, image, started)
             span.set_attributes(meta.to_span_attributes())
+            if motion["score"] is not None:
+                span.set_attribute("motion.score", motion["score"])
             span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status.value})
             unbind_frame(logged_as)
 
     def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
-        if self.backpressure.shedding:
-            counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, None)
-            meta.drop(Stage.CAPTURE, DropReason.BACKPRESSURE, self.backpressure.describe())
-            meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
-            self.records.add(meta)  # sent with the next batch: shedding stays cheap
-            self.stats.shed += 1
-        else:
+        """Into the pipeline, or, when that cannot or should not be, into the ledger."""
+        camera = self.config.camera_id
+        if self.ledger.broker.active():
+            self.ledger.undelivered(meta)
+            return
+        try:
+            if self.ledger.backpressure.shedding:
+                self.ledger.shed(meta, started, frame_bytes.inflight(camera))
+                return
             data = encode_jpeg(image, self.config.jpeg_quality)
             meta.size_bytes = len(data)
-            counts = frame_bytes.park(meta.frame_id, self.config.camera_id, self.sequence, data)
+            counts = frame_bytes.park(meta.frame_id, camera, data)
             meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
             frame_pipeline(meta).apply_async()
-            self.in_flight[meta.frame_id] = meta
-            self.stats.published += 1
-        self.backpressure.update(*counts)
-        INFLIGHT_FRAMES.labels(self.config.camera_id).set(counts[0])
-        INFLIGHT_UTILISATION.labels(self.config.camera_id).set(self.backpressure.utilisation)
-
-    def keep_undelivered(self, meta: FrameMetadata, why: str) -> None:
-        log.warning("frame %s not handed over: %s", meta.frame_id, why)
-        meta.drop(Stage.CAPTURE, DropReason.BROKER_UNAVAILABLE, why)
-        self.records.add(meta)
-        self.stats.undelivered += 1
-
-    def unpark(self, meta: FrameMetadata) -> None:
-        """Parked before the publish failed? Then it must not be reaped as expired later."""
-        try:
-            frame_bytes.release(meta.frame_id, self.config.camera_id, keep_bytes=False)
-        except UNAVAILABLE:
-            pass
+            self.ledger.sent(meta, counts)
+        except UNAVAILABLE as exc:
+            self.ledger.undelivered(meta, exc)
+        except (cv2.error, SourceError) as exc:  # an image OpenCV cannot encode
+            self.ledger.invalid(meta, exc)
 
 
-def bare_metadata(frame_id: str) -> FrameMetadata:
-    """What a frame id alone says of a frame (one published by an earlier run)."""
-    parsed = FrameID.parse(frame_id)
-    return FrameMetadata(frame_id=parsed, timestamp=parsed.timestamp)
+def arrival(source: Source) -> float:
+    """When the frame came, for --fps: the stream's own time if it has one, else now."""
+    stream_time = source.frame_time()
+    return time.monotonic() if stream_time is None else stream_time
 
 
 def frame_context(span: trace.Span) -> TraceContext:

@@ -33,7 +33,6 @@ from frames import report
 from frames.models import Frame
 from frames.report import PERCENTILES, percentile_cont
 from workers.local_worker import WorkerDidNotStart, start_worker, stop
-from workers.management.commands.demo import sequence_range
 
 ROOT = Path(settings.BASE_DIR)
 Ranges = dict[str, tuple[int, int]]  # camera -> (first, last) sequence number captured
@@ -189,6 +188,7 @@ class LoadRun:
                     f"{self.args.fps:g}",
                     "--duration",
                     f"{self.args.duration:g}",
+                    "--json",
                 ],
                 cwd=ROOT,
                 env=env,
@@ -210,7 +210,7 @@ class LoadRun:
             output = capture.stdout.read() if capture.stdout else ""
             if capture.returncode != 0:
                 raise RunBroke(f"capture {camera} exited {capture.returncode}; see {self.logs}")
-            ranges[camera] = sequence_range(output)
+            ranges[camera] = captured_range(camera, output)
         return ranges, {"captures_s": _children_cpu() - before}
 
     def wait_for_rows(self, ranges: Ranges) -> None:
@@ -394,6 +394,18 @@ def plot(
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def captured_range(camera: str, output: str) -> tuple[int, int]:
+    """The first and last sequence number of a capture run, from its --json summary."""
+    try:
+        run = json.loads(output)
+        first, last = int(run["first_sequence"]), int(run["last_sequence"])
+    except (ValueError, KeyError, TypeError):
+        raise RunBroke(
+            f"capture {camera} captured nothing or printed no summary: {output!r:.300}"
+        ) from None
+    return first, last
 
 
 def _children_cpu() -> float:

@@ -34,6 +34,7 @@ class Source(Protocol):
 
     def open(self) -> None: ...
     def read(self) -> np.ndarray | None: ...  # None at end of a file
+    def frame_time(self) -> float | None: ...  # see OpenCVSource.frame_time
     def close(self) -> None: ...
 
 
@@ -103,6 +104,9 @@ class SyntheticSource:
         )  # fmt: skip
         return frame
 
+    def frame_time(self) -> float | None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -126,12 +130,17 @@ class OpenCVSource:
     capture: cv2.VideoCapture | None = None
     open_timeout_ms: int = DEFAULT_OPEN_TIMEOUT_MS
     read_timeout_ms: int = DEFAULT_READ_TIMEOUT_MS
+    # The stream carries the camera's own timestamps (RTSP, RTMP, MPEG-TS); MJPEG over HTTP
+    # does not (FFmpeg makes them up at 25 fps), so there only the arrival time counts.
+    timestamped: bool = False
 
     @classmethod
-    def ffmpeg(cls, target: str, description: str, paced: bool) -> OpenCVSource:
+    def ffmpeg(
+        cls, target: str, description: str, paced: bool, timestamped: bool = False
+    ) -> OpenCVSource:
         """A stream or file for FFmpeg, with the timeouts the environment asks for."""
         return cls(
-            target=target, description=description, paced=paced,
+            target=target, description=description, paced=paced, timestamped=timestamped,
             open_timeout_ms=timeout_ms(OPEN_TIMEOUT_VARIABLE, DEFAULT_OPEN_TIMEOUT_MS),
             read_timeout_ms=timeout_ms(READ_TIMEOUT_VARIABLE, DEFAULT_READ_TIMEOUT_MS),
         )  # fmt: skip
@@ -162,6 +171,14 @@ class OpenCVSource:
             return None
         raise SourceError(f"{self.description} stopped delivering frames")
 
+    def frame_time(self) -> float | None:
+        """When the camera made the frame last read, in seconds on the stream's own clock;
+        None when the stream has no such clock. FFmpeg hands over the frames it buffered
+        while probing a stream all at once: their own times show the camera's real rate."""
+        if not self.timestamped or self.capture is None:
+            return None
+        return float(self.capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000
+
     def close(self) -> None:
         if self.capture is not None:
             self.capture.release()
@@ -174,7 +191,9 @@ def open_source(text: str) -> Source:
     scheme = urlsplit(text).scheme.lower()
     if scheme == "synthetic":
         return SyntheticSource.from_url(text)
-    if scheme in ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp"):
+    if scheme in ("rtsp", "rtsps", "rtmp", "udp", "tcp"):
+        return OpenCVSource.ffmpeg(text, description=redact(text), paced=False, timestamped=True)
+    if scheme in ("http", "https"):
         return OpenCVSource.ffmpeg(text, description=redact(text), paced=False)
     if text.isdigit():
         return OpenCVSource(target=int(text), description=f"device {text}", paced=False)

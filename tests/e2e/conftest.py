@@ -6,19 +6,24 @@ database of its own (REDIS_TEST_DB, default 15), which is emptied before each te
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from celery.canvas import Signature
 from django.db import connection
 
+from detektr_project.celery import app
+from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking.metadata import FrameMetadataDict
 from tests.e2e.otlp_receiver import OTLPReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,44 +131,43 @@ def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
         worker.stop()
 
 
-def run_capture(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+def run_capture(env: dict[str, str], *args: str, timeout: float = 300) -> dict[str, Any]:
+    """Run the capture command to its end; its --json summary."""
     result = subprocess.run(
-        [sys.executable, "manage.py", "capture", *args],
+        [sys.executable, "manage.py", "capture", *args, "--json"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return summary_of(result.stdout)
 
 
 def start_capture(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "manage.py", "capture", *args],
+        [sys.executable, "manage.py", "capture", *args, "--json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
-def finish_capture(capture: subprocess.Popen[str], timeout: float = 300) -> str:
+def finish_capture(capture: subprocess.Popen[str], timeout: float = 300) -> dict[str, Any]:
     out, err = capture.communicate(timeout=timeout)
     assert capture.returncode == 0, out + err
-    return out
+    return summary_of(out)
 
 
-def captured_range(output: str) -> tuple[int, int]:
-    """The `(sequence A-B)` that the capture command printed."""
-    match = re.search(r"\(sequence (\d+)-(\d+)\)", output)
-    assert match, output
-    return int(match[1]), int(match[2])
+def summary_of(stdout: str) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(stdout)
+    return summary
 
 
-def account(camera: str, output: str, timeout: float = 180) -> dict[str, int]:
-    """Wait until every frame the capture run printed has a row; count them by status.
+def account(camera: str, run: dict[str, Any], timeout: float = 180) -> dict[str, int]:
+    """Wait until every frame of the capture run has a row; count them by status.
 
     Asserts the accounting identity: one row per captured sequence number, none missing
     (lost) and none twice.
     """
     from frames.models import Frame
 
-    first, last = captured_range(output)
+    first, last = run["first_sequence"], run["last_sequence"]
     rows = Frame.objects.filter(camera_id=camera, sequence__range=(first, last))
     wait_until(lambda: rows.count() >= last - first + 1, timeout, interval=0.5)
     sequences = sorted(rows.values_list("sequence", flat=True))
@@ -177,3 +181,21 @@ def account(camera: str, output: str, timeout: float = 180) -> dict[str, int]:
             counts[f"{status}:{reason}"] = counts.get(f"{status}:{reason}", 0) + 1
     counts["captured"] = last - first + 1
     return counts
+
+
+def publish(signature: Signature, **options: Any) -> None:
+    """Send to the workers' broker (the test Redis database), not the default one."""
+    with app.connection_for_write(REDIS_TEST_URL) as connection:
+        signature.apply_async(connection=connection, **options)
+
+
+def frame_payload(camera: str, frame_id: str | None = None) -> FrameMetadataDict:
+    generated = FrameID.generate(camera)
+    meta = FrameMetadata(
+        frame_id=frame_id or generated,
+        timestamp=generated.timestamp,
+        camera_id=camera,
+        sequence=generated.sequence,
+        trace_context=TraceContext.generate(),
+    )
+    return meta.to_dict()

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 from celery import chain
-from celery.canvas import Signature
 
-from detektr_project.celery import app
-from frame_tracking import FrameID, FrameMetadata, TraceContext
-from frame_tracking.metadata import FrameMetadataDict
+from frame_tracking import FrameID, TraceContext
 from frames.models import Frame
 from tasks import frame_bytes
 from tasks.buffer import buffer
+from tasks.frame_bytes import INFLIGHT_CAMERA_KEY
 from tasks.process import process
 from tasks.store import store
-from tests.e2e.conftest import REDIS_TEST_URL, account, finish_capture, start_capture, wait_until
+from tests.e2e.conftest import (
+    REDIS_TEST_URL,
+    account,
+    finish_capture,
+    frame_payload,
+    publish,
+    start_capture,
+    wait_until,
+)
 from tests.e2e.services import Blackhole, RedisServer, TCPProxy
 
 pytestmark = pytest.mark.e2e
@@ -32,26 +38,28 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, pipeline_env
     try:
         worker = start_worker("-c", "2", env=env)
         capture = start_capture(env, "--camera", "cam21", "--source", SMALL, "--duration", "16")
-        time.sleep(5)
+        frames = Frame.objects.filter(camera_id="cam21")
+        assert wait_until(lambda: frames.filter(status="stored").count() >= 30, 60)
         server.stop()
-        time.sleep(3)
+        time.sleep(3)  # the outage
         server.start()
+        back = datetime.now(UTC)
         # kombu 5.7 can end a worker with "Unrecoverable error" when its broker connection
         # drops: run it as a service manager would, restarting it when it exits.
         while capture.poll() is None:
             if worker.process.poll() is not None:
                 worker = start_worker("-c", "2", env=env)
             time.sleep(0.5)
-        output = finish_capture(capture)
-        counts = account("cam21", output)
+        run = finish_capture(capture)
+        counts = account("cam21", run)
     finally:
         server.stop()
-    assert counts["dropped:broker_unavailable"] >= 1, counts
+    # Frames read while Redis was away could not be numbered: left out and counted, not
+    # given numbers of the capture's own that another process could give out too.
+    assert run["unnumbered"] >= 1, run
     assert counts["stored"] + counts["dropped"] + counts["failed"] == counts["captured"]
     # The pipeline recovered: frames captured after the outage were stored again.
-    frames = Frame.objects.filter(camera_id="cam21")
-    last_undelivered = frames.filter(reason="broker_unavailable").order_by("-sequence")[0]
-    assert frames.filter(status="stored", sequence__gt=last_undelivered.sequence).exists()
+    assert frames.filter(status="stored", captured_at__gt=back).exists()
 
 
 def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env):
@@ -61,12 +69,13 @@ def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env)
     try:
         start_worker("-c", "2", env=env)
         capture = start_capture(env, "--camera", "cam22", "--source", SMALL, "--duration", "10")
-        time.sleep(3)
+        stored = Frame.objects.filter(camera_id="cam22", status="stored")
+        assert wait_until(lambda: stored.count() >= 30, 60)
         proxy.unplug()
-        time.sleep(30)
+        time.sleep(30)  # the outage
         proxy.plug()
-        output = finish_capture(capture)
-        counts = account("cam22", output)
+        run = finish_capture(capture)
+        counts = account("cam22", run)
     finally:
         proxy.close()
     assert counts["failed"] == 0, counts
@@ -80,34 +89,16 @@ def test_frames_are_accounted_for_with_a_tracing_backend_that_hangs(start_worker
     env = {**pipeline_env, "OTEL_EXPORTER_OTLP_ENDPOINT": backend.endpoint}
     try:
         start_worker("-c", "2", env=env)
-        output = finish_capture(
+        run = finish_capture(
             start_capture(env, "--camera", "cam23", "--source", SMALL, "--frames", "90")
         )
-        counts = account("cam23", output)
+        counts = account("cam23", run)
     finally:
         backend.close()
     assert backend.held, "nothing tried to export to the hanging backend"
     # Were exports on the frames' path, each stage would wait out the 10 s export timeout
     # and these 90 frames would take far longer than account() waits.
     assert counts["stored"] == counts["captured"] == 90
-
-
-def publish(signature: Signature, **options: Any) -> None:
-    """Send to the workers' broker (the test Redis database), not the default one."""
-    with app.connection_for_write(REDIS_TEST_URL) as connection:
-        signature.apply_async(connection=connection, **options)
-
-
-def frame_payload(camera: str, frame_id: str | None = None) -> FrameMetadataDict:
-    generated = FrameID.generate(camera)
-    meta = FrameMetadata(
-        frame_id=frame_id or generated,
-        timestamp=generated.timestamp,
-        camera_id=camera,
-        sequence=generated.sequence,
-        trace_context=TraceContext.generate(),
-    )
-    return meta.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -154,16 +145,17 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
     # A frame of an earlier run that went in flight and whose task the broker then lost.
     settings.REDIS_URL = REDIS_TEST_URL
     frame_bytes.client.cache_clear()
-    lost = FrameID.generate("cam26", sequence=1)
-    frame_bytes.park(lost, "cam26", 1, b"\xff\xd8 jpeg bytes")
+    lost = FrameID.generate("cam26", sequence=frame_bytes.next_sequence("cam26", 0))
+    frame_bytes.park(lost, "cam26", b"\xff\xd8 jpeg bytes")
+    # Aged by its score, not by waiting: in flight since long before FRAME_REAP_SECONDS.
+    frame_bytes.client().zadd(INFLIGHT_CAMERA_KEY.format("cam26"), {lost: time.time() - 3600})
     frame_bytes.client.cache_clear()
     start_worker("-c", "1")
-    env = {**pipeline_env, "FRAME_REAP_SECONDS": "3"}
-    time.sleep(3)
-    output = finish_capture(
+    env = {**pipeline_env, "FRAME_REAP_SECONDS": "30"}
+    run = finish_capture(
         start_capture(env, "--camera", "cam26", "--source", SMALL, "--frames", "30")
     )
-    assert "expired 1" in output
+    assert run["expired"] == 1
     frame = Frame.objects.get(frame_id=lost)
     assert (frame.status, frame.stage, frame.reason) == ("dropped", "pipeline", "expired")
-    assert account("cam26", output)["stored"] == 30
+    assert account("cam26", run)["stored"] == 30

@@ -9,7 +9,17 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ROOT, account, finish_capture, start_capture, wait_until
+from frames.models import Frame
+from tasks.store import store
+from tests.e2e.conftest import (
+    ROOT,
+    account,
+    finish_capture,
+    frame_payload,
+    publish,
+    start_capture,
+    wait_until,
+)
 from tests.e2e.services import free_port
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +43,8 @@ def test_a_prefork_worker_serves_the_sum_of_its_pool_processes(start_worker, pip
         "--fps", "30", "--frames", "90", "--metrics-port", str(capture_port),
     )  # fmt: skip
     assert wait_until(lambda: capture.poll() is not None or _answers(capture_port), 60)
-    output = finish_capture(capture)
-    assert account("cam51", output)["stored"] == 90
+    run = finish_capture(capture)
+    assert account("cam51", run)["stored"] == 90
 
     samples = scrape(worker_port)
     stored = ("detektr_frames_finished_total", (("camera", "cam51"), ("reason", ""),
@@ -44,6 +54,22 @@ def test_a_prefork_worker_serves_the_sum_of_its_pool_processes(start_worker, pip
     assert len(worker.children()) == 2
     runs = samples[("detektr_stage_duration_seconds_count", (("stage", "process"),))]
     assert runs == 90
+
+
+def test_a_redelivered_store_does_not_move_a_counter(start_worker, pipeline_env):
+    port = free_port()
+    start_worker("-c", "2", env={"WORKER_METRICS_PORT": str(port)}, script=True)
+    payload = frame_payload("cam52")
+    # The broker hands the same message over twice (a worker died before acknowledging it).
+    publish(store.s(payload), task_id="redelivered-store")
+    publish(store.s(payload), task_id="redelivered-store")
+    stores = ("detektr_stage_duration_seconds_count", (("stage", "store"),))
+    assert wait_until(lambda: scrape(port).get(stores) == 2, 60)
+
+    assert Frame.objects.filter(camera_id="cam52").count() == 1
+    stored = ("detektr_frames_finished_total", (("camera", "cam52"), ("reason", ""),
+                                                ("status", "stored")))  # fmt: skip
+    assert scrape(port)[stored] == 1
 
 
 def _answers(port: int) -> bool:

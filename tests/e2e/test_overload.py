@@ -32,11 +32,11 @@ def test_at_twice_the_sustainable_rate_every_frame_is_accounted_and_latency_boun
                       "--fps", "60", "--duration", SECONDS)
         for camera in cameras
     ]  # fmt: skip
-    outputs = [finish_capture(capture) for capture in captures]
+    runs = [finish_capture(capture) for capture in captures]
 
     totals = {"captured": 0, "stored": 0, "dropped": 0, "failed": 0}
-    for camera, output in zip(cameras, outputs, strict=True):
-        counts = account(camera, output, timeout=240)
+    for camera, run in zip(cameras, runs, strict=True):
+        counts = account(camera, run, timeout=240)
         for key in totals:
             totals[key] += counts[key]
     assert totals["captured"] == totals["stored"] + totals["dropped"] + totals["failed"]

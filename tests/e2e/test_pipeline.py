@@ -57,8 +57,8 @@ def test_every_synthetic_frame_is_stored_with_one_complete_trace(start_worker, p
     # Roomy bounds: this is about traces, and a busy machine must not shed frames here.
     env = {**pipeline_env, "FRAME_INFLIGHT_PER_CAMERA": "1000", "FRAME_MAX_AGE_SECONDS": "120"}
     worker = start_worker("-c", "2", env=env)
-    output = run_capture(env, "--camera", "cam01", "--source", SYNTHETIC, "--frames", "300")
-    assert "captured 300" in output
+    run = run_capture(env, "--camera", "cam01", "--source", SYNTHETIC, "--frames", "300")
+    assert (run["captured"], run["first_sequence"], run["last_sequence"]) == (300, 1, 300)
     frames = wait_for_frames(300)
     worker.stop()  # children flush their buffered spans on the way out
 
@@ -71,6 +71,11 @@ def test_every_synthetic_frame_is_stored_with_one_complete_trace(start_worker, p
     first = frames[0]
     assert set(first.timings) == {"capture", "buffer", "process", "store"}
     assert first.results["quality"]["brightness"] > 0
+    # Two worker processes shared the frames; motion is scored against the previous frame
+    # all the same, because the capture worker scores it.
+    references = [frame.results["motion"]["reference"] for frame in frames]
+    assert references == [None] + [frame.frame_id for frame in frames[:-1]]
+    assert all(frame.results["motion"]["score"] > 0 for frame in frames[1:])
     assert first.width == 640 and first.height == 360 and (first.size_bytes or 0) > 1000
 
 

@@ -21,8 +21,8 @@ STAGE_SPANS = {"capture_frame", "run/detektr.buffer", "run/detektr.process", "ru
 
 def run(start_worker, env: dict[str, str], camera: str, frames: int) -> list[Frame]:
     worker = start_worker("-c", "2", env=env)
-    output = run_capture(env, "--camera", camera, "--source", SYNTHETIC, "--frames", str(frames))
-    assert f"captured {frames}" in output
+    summary = run_capture(env, "--camera", camera, "--source", SYNTHETIC, "--frames", str(frames))
+    assert summary["captured"] == frames
     wait_until(lambda: Frame.objects.count() >= frames, 120, interval=0.5)
     worker.stop()  # flushes what the worker's processes hold
     return list(Frame.objects.order_by("sequence"))

@@ -224,7 +224,7 @@ def publish_without_context(otlp: OTLPReceiver, settings: Any) -> str:
                              trace_context=TraceContext.from_span(span))  # fmt: skip
         span.set_attributes(meta.to_span_attributes())
         image = np.full((240, 320, 3), 90, np.uint8)
-        frame_bytes.park(frame_id, "an03", None, cv2.imencode(".jpg", image)[1].tobytes())
+        frame_bytes.park(frame_id, "an03", cv2.imencode(".jpg", image)[1].tobytes())
     token = otel_context.attach(otel_context.Context())  # nothing current: no traceparent
     try:
         with app.connection_for_write(REDIS_TEST_URL) as connection:

@@ -29,10 +29,10 @@ def test_a_running_worker_answers_inspect_ping(start_worker, pipeline_env):
 def test_frames_flow_with_the_otlp_endpoint_on_a_closed_port(start_worker, pipeline_env, otlp):
     closed = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}  # discard port: nobody listens
     worker = start_worker("-c", "2", env=closed)
-    output = run_capture({**pipeline_env, **closed}, "--camera", "cam09",
+    run = run_capture({**pipeline_env, **closed}, "--camera", "cam09",
                          "--source", "synthetic://?width=320&height=240&fps=30",
                          "--frames", "60")  # fmt: skip
-    assert "captured 60" in output
+    assert run["captured"] == 60
     assert wait_until(lambda: Frame.objects.filter(status="stored").count() == 60, 120)
     worker.stop()
     assert "Traceback" not in worker.output()

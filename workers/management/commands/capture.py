@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+from dataclasses import asdict
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -12,6 +14,8 @@ from frame_tracking import metrics
 from frame_tracking.identity import CAMERA_ID_PATTERN
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 from workers.capture import CaptureConfig, CaptureWorker
+from workers.lease import CameraBusy
+from workers.ledger import CaptureStats
 from workers.sources import SourceError, open_source
 
 
@@ -43,6 +47,8 @@ class Command(BaseCommand):
                             help="serve Prometheus /metrics on this port")  # fmt: skip
         parser.add_argument("--jpeg-quality", type=int, default=80, choices=range(1, 101),
                             metavar="1..100")  # fmt: skip
+        parser.add_argument("--json", action="store_true",
+                            help="print the run's summary as JSON (for scripts)")  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not CAMERA_ID_PATTERN.fullmatch(options["camera"]):
@@ -70,12 +76,22 @@ class Command(BaseCommand):
         CeleryInstrumentor().instrument()
         try:
             stats = worker.run()
+        except CameraBusy as exc:
+            raise CommandError(str(exc)) from None
         finally:
             shutdown_tracing()
-        self.stdout.write(
-            f"camera {options['camera']}: captured {stats.captured} (sequence "
-            f"{stats.first_sequence}-{stats.last_sequence}), published {stats.published}, "
-            f"shed {stats.shed}, undelivered {stats.undelivered}, expired {stats.expired}, "
-            f"reconnects {stats.reconnects}, "
-            f"skipped {stats.skipped} (over --fps)"
-        )
+        self.stdout.write(json.dumps(asdict(stats)) if options["json"] else describe(stats))
+        if worker.lease.lost.is_set():
+            raise CommandError(f"camera {stats.camera}: stopped, another process took its lease")
+
+
+def describe(stats: CaptureStats) -> str:
+    sequences = (
+        f"sequence {stats.first_sequence}-{stats.last_sequence}" if stats.captured else "no frame"
+    )
+    return (
+        f"camera {stats.camera}: captured {stats.captured} ({sequences}), "
+        f"published {stats.published}, shed {stats.shed}, undelivered {stats.undelivered}, "
+        f"expired {stats.expired}, reconnects {stats.reconnects}, "
+        f"skipped {stats.skipped} (over --fps), unnumbered {stats.unnumbered} (Redis away)"
+    )

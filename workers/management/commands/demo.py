@@ -7,6 +7,7 @@ capture command for a few seconds, waits until every captured frame has its fina
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -39,9 +40,14 @@ class Command(BaseCommand):
         source = f"synthetic://?width={width}&height={height}&fps={options['fps']}"
         worker = None if options["no_worker"] else self.start_worker()
         try:
-            output = self.capture(options["camera"], source, options["seconds"])
-            first, last = sequence_range(output)
-            self.stdout.write(output.strip())
+            run = self.capture(options["camera"], source, options["seconds"])
+            first, last = run["first_sequence"], run["last_sequence"]
+            if first is None or last is None:
+                raise CommandError(f"the capture run captured no frame: {run}")
+            self.stdout.write(
+                f"camera {run['camera']}: captured {run['captured']} frames "
+                f"(sequence {first}-{last}), published {run['published']}, shed {run['shed']}"
+            )
             self.wait_for(options["camera"], first, last, options["wait"])
         finally:
             if worker is not None:
@@ -57,15 +63,17 @@ class Command(BaseCommand):
         except WorkerDidNotStart as exc:
             raise CommandError(str(exc)) from None
 
-    def capture(self, camera: str, source: str, seconds: float) -> str:
+    def capture(self, camera: str, source: str, seconds: float) -> dict[str, Any]:
+        """Run the capture command; its --json summary."""
         command = [sys.executable, "manage.py", "capture", "--camera", camera,
-                   "--source", source, "--duration", str(seconds)]  # fmt: skip
+                   "--source", source, "--duration", str(seconds), "--json"]  # fmt: skip
         result = subprocess.run(
             command, cwd=settings.BASE_DIR, capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             raise CommandError(f"capture failed:\n{result.stderr}")
-        return result.stdout
+        summary: dict[str, Any] = json.loads(result.stdout)
+        return summary
 
     def wait_for(self, camera: str, first: int, last: int, timeout: float) -> None:
         frames = Frame.objects.filter(camera_id=camera, sequence__range=(first, last))
@@ -90,13 +98,3 @@ class Command(BaseCommand):
         write(f"  Jaeger: {settings.JAEGER_UI_URL}/trace/{sample.trace_id}")
         write("  admin:  /admin/frames/frame/  (python manage.py createsuperuser first)")
         write(f"  report: python manage.py frames_report --since 10m --camera {camera}")
-
-
-def sequence_range(output: str) -> tuple[int, int]:
-    """The `(sequence A-B)` the capture command printed."""
-    try:
-        span = output.split("(sequence ", 1)[1].split(")", 1)[0]
-        first, last = span.split("-")
-        return int(first), int(last)
-    except (IndexError, ValueError):
-        raise CommandError(f"unexpected capture output: {output!r}") from None

@@ -1,0 +1,357 @@
+"""The capture side's ledger: what a capture worker keeps so that every frame it numbered
+ends as exactly one row, whatever happens to the pipeline, Redis or the broker after it.
+
+- Backpressure: shed at the source while the frames in flight sit between the high- and
+  low-water marks (hysteresis, so shedding does not flap).
+- Final records the worker writes itself — frames shed at the source, frames the broker
+  never took, frames reaped as expired — go into a journal on disk first, then to the store
+  queue in batches; a segment of the journal is deleted only once the broker has taken it.
+- Reaping: a frame still in flight FRAME_REAP_SECONDS after capture lost its task.
+- Draining: a run that ends waits for its frames in flight to reach an end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import redis
+from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerError
+from opentelemetry import context as otel_context
+
+from frame_tracking import DropReason, FrameID, FrameMetadata, Stage
+from frame_tracking.metrics import INFLIGHT_FRAMES, INFLIGHT_UTILISATION
+from tasks import final_records, frame_bytes
+
+log = logging.getLogger(__name__)
+
+# Redis or the broker away: the worker keeps going and keeps the records.
+UNAVAILABLE = (redis.RedisError, BrokerError, OSError)
+# Seconds between sending batches of final records and looking for expired frames.
+HOUSEKEEPING_INTERVAL = 1.0
+BATCH = 500  # records per message and per journal segment
+# Journal segments sent per housekeeping round: a backlog goes out at up to 2,000 records a
+# second without holding up the camera for long.
+SEGMENTS_PER_FLUSH = 4
+
+
+@dataclass
+class CaptureStats:
+    """What one run did; `capture --json` prints it, and the demo and the tests read that."""
+
+    camera: str
+    captured: int = 0
+    published: int = 0
+    shed: int = 0
+    undelivered: int = 0  # recorded as broker_unavailable
+    reconnects: int = 0
+    expired: int = 0  # in flight past FRAME_REAP_SECONDS: recorded as dropped, "expired"
+    skipped: int = 0  # live frames left out to keep to --fps; never given a FrameID
+    unnumbered: int = 0  # read while Redis could not number them; never given a FrameID
+    first_sequence: int | None = None  # the run's frames, when it captured any
+    last_sequence: int | None = None
+
+
+@dataclass
+class Backoff:
+    """Delays that double from `first` up to `longest`: reconnecting, waiting for Redis."""
+
+    longest: float
+    first: float = 0.5
+    delay: float = 0.0
+
+    def next(self) -> float:
+        self.delay = min(self.delay * 2, self.longest) if self.delay else self.first
+        return self.delay
+
+
+@dataclass
+class Outage:
+    """After a failure, do not try again for a moment: each try can block for a second."""
+
+    seconds: float = 1.0
+    until: float = 0.0
+
+    def active(self) -> bool:
+        return time.monotonic() < self.until
+
+    def began(self) -> None:
+        self.until = time.monotonic() + self.seconds
+
+
+@dataclass
+class Backpressure:
+    """Hysteresis between the high- and low-water marks of the in-flight bound."""
+
+    shedding: bool = False
+    utilisation: float = 0.0
+    counts: tuple[int, int] = (0, 0)  # frames in flight: this camera's, all cameras'
+
+    def update(self, camera_inflight: int, total_inflight: int) -> None:
+        self.counts = (camera_inflight, total_inflight)
+        self.utilisation = max(
+            camera_inflight / settings.FRAME_INFLIGHT_PER_CAMERA,
+            total_inflight / settings.FRAME_INFLIGHT_TOTAL,
+        )
+        if self.utilisation >= settings.FRAME_INFLIGHT_HIGH_WATER:
+            self.shedding = True
+        elif self.utilisation <= settings.FRAME_INFLIGHT_LOW_WATER:
+            self.shedding = False
+
+    def describe(self) -> str:
+        camera, total = self.counts
+        return (
+            f"in flight: camera {camera}/{settings.FRAME_INFLIGHT_PER_CAMERA}, all "
+            f"{total}/{settings.FRAME_INFLIGHT_TOTAL} (utilisation {self.utilisation:.0%})"
+        )
+
+
+class Journal:
+    """A camera's final records on disk until the broker has taken them.
+
+    Every record goes into the open segment file (one JSON line, handed to the OS at once, so
+    a SIGKILL loses none) before anything tries to send it. Segments of at most BATCH records
+    are sent oldest first, one message each, and a segment is deleted only once the broker
+    has taken it: killed in between, the next run sends it again, and the idempotent upsert
+    keeps one row per frame. Only one segment is read into memory at a time.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.open_segment: TextIO | None = None
+        self.open_path: Path | None = None
+        self.lines = 0
+
+    def start(self) -> None:
+        """Take over what an earlier run left; refuse a journal that cannot be written."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob("*.open"):  # a run killed while writing it
+            leftover.rename(leftover.with_suffix(".jsonl"))
+        probe = self.directory / ".writable"
+        probe.touch()
+        probe.unlink()
+
+    def append(self, meta: FrameMetadata) -> None:
+        if self.open_segment is None:
+            self.open_path = self.directory / f"{time.time_ns():020d}.open"
+            self.open_segment = self.open_path.open("a")
+        self.open_segment.write(meta.to_json() + "\n")
+        self.open_segment.flush()
+        self.lines += 1
+        if self.lines >= BATCH:
+            self.seal()
+
+    def seal(self) -> None:
+        """Close the open segment: from now on it is sent like any other."""
+        if self.open_segment is not None and self.open_path is not None:
+            self.open_segment.close()
+            self.open_path.rename(self.open_path.with_suffix(".jsonl"))
+        self.open_segment, self.open_path, self.lines = None, None, 0
+
+    def segments(self) -> list[Path]:
+        return sorted(self.directory.glob("*.jsonl"))  # named by time: oldest first
+
+    def read(self, segment: Path) -> list[FrameMetadata]:
+        """A segment's records; a line that does not parse (a write cut short, an edit by
+        hand) goes to a .bad file instead of stopping the camera."""
+        records, bad = [], []
+        for line in segment.read_text().splitlines():
+            try:
+                records.append(FrameMetadata.from_json(line))
+            except ValueError:
+                bad.append(line)
+        if bad:
+            rejected = segment.with_suffix(".bad")
+            rejected.write_text("".join(line + "\n" for line in bad))
+            log.error("%d unreadable journal lines moved to %s", len(bad), rejected)
+        return records
+
+
+@dataclass
+class FinalRecords:
+    """Records that need no stage work, kept in the journal and sent many to a message."""
+
+    camera_id: str
+    journal: Journal = field(init=False)
+    # Records the journal could not take (a full disk): sent from memory instead.
+    unjournaled: deque[FrameMetadata] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(Path(settings.CAPTURE_JOURNAL_DIR) / self.camera_id)
+
+    def add(self, meta: FrameMetadata) -> None:
+        try:
+            self.journal.append(meta)
+        except OSError as exc:
+            log.error("journal %s: %s; record kept in memory", self.journal.directory, exc)
+            self.unjournaled.append(meta)
+
+    def flush(self, segments: int | None = SEGMENTS_PER_FLUSH) -> None:
+        """Send what waits, oldest first, while the broker takes it; at most `segments`
+        journal segments (None: all), so a backlog never stalls the camera for long."""
+        while self.unjournaled:
+            batch = [self.unjournaled.popleft() for _ in range(min(BATCH, len(self.unjournaled)))]
+            if not self.send(batch):
+                self.unjournaled.extendleft(reversed(batch))
+                return
+        self.journal.seal()
+        for segment in self.journal.segments()[:segments]:
+            if not self.send(self.journal.read(segment)):
+                return
+            segment.unlink()  # only now: the broker has it
+
+    def send(self, batch: list[FrameMetadata]) -> bool:
+        if not batch:
+            return True
+        try:
+            with detached_context():  # a trace of its own, not the current frame's
+                final_records(batch).apply_async()
+        except UNAVAILABLE as exc:
+            log.warning("final records wait for the broker: %s", exc)
+            return False
+        return True
+
+
+@dataclass
+class Ledger:
+    """One camera's accounting during a capture run."""
+
+    stats: CaptureStats
+    backpressure: Backpressure = field(default_factory=Backpressure)
+    records: FinalRecords = field(init=False)
+    # Frames sent down the pipeline and not yet past FRAME_REAP_SECONDS, oldest first.
+    in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
+    next_housekeeping: float = 0.0
+    broker: Outage = field(default_factory=Outage)  # hand-overs failed just now
+
+    def __post_init__(self) -> None:
+        self.records = FinalRecords(self.camera_id)
+
+    @property
+    def camera_id(self) -> str:
+        return self.stats.camera
+
+    def open(self) -> None:
+        self.records.journal.start()
+
+    def close(self) -> None:
+        """Send everything that waits; what the broker does not take stays in the journal."""
+        self.records.flush(segments=None)
+
+    # A frame's way out of the capture worker: exactly one of these per numbered frame.
+
+    def shed(self, meta: FrameMetadata, started: float, counts: tuple[int, int]) -> None:
+        """Record the frame as shed (dropped, backpressure): the pipeline is too full.
+
+        Shed frames take no in-flight slot, but `counts` tell when to stop shedding."""
+        self.update(counts)
+        meta.drop(Stage.CAPTURE, DropReason.BACKPRESSURE, self.backpressure.describe())
+        meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
+        self.records.add(meta)  # sent with the next batch: shedding stays cheap
+        self.stats.shed += 1
+
+    def sent(self, meta: FrameMetadata, counts: tuple[int, int]) -> None:
+        """The frame went down the pipeline; `counts` are the in-flight counts after it."""
+        self.in_flight[meta.frame_id] = meta
+        self.stats.published += 1
+        self.update(counts)
+
+    def undelivered(self, meta: FrameMetadata, exc: Exception | None = None) -> None:
+        """Redis or the broker did not take the frame: recorded, sent once they are back."""
+        if exc is None:
+            why = "not tried: the last hand-over failed just now"
+        else:
+            why = f"{type(exc).__name__}: {exc}"
+            self.broker.began()
+            self.unpark(meta)
+        log.warning("frame %s not handed over: %s", meta.frame_id, why)
+        meta.drop(Stage.CAPTURE, DropReason.BROKER_UNAVAILABLE, why)
+        self.records.add(meta)
+        self.stats.undelivered += 1
+
+    def invalid(self, meta: FrameMetadata, exc: Exception) -> None:
+        """An image the worker could not encode."""
+        meta.drop(Stage.CAPTURE, DropReason.INVALID, f"{type(exc).__name__}: {exc}")
+        self.records.add(meta)
+
+    def update(self, counts: tuple[int, int]) -> None:
+        self.backpressure.update(*counts)
+        INFLIGHT_FRAMES.labels(self.camera_id).set(counts[0])
+        INFLIGHT_UTILISATION.labels(self.camera_id).set(self.backpressure.utilisation)
+
+    def unpark(self, meta: FrameMetadata) -> None:
+        """Parked before the publish failed? Then it must not be reaped as expired later."""
+        try:
+            frame_bytes.release(meta.frame_id, self.camera_id, keep_bytes=False)
+        except UNAVAILABLE:
+            pass
+
+    # Keeping the books while the camera runs, and at its end.
+
+    def housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_housekeeping:
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
+            self.reap()
+            self.records.flush()
+
+    def reap(self) -> None:
+        """Record frames whose task the broker lost (in flight too long) as dropped."""
+        try:
+            expired = frame_bytes.expired(self.camera_id)
+        except UNAVAILABLE as exc:
+            log.warning("cannot check in-flight frames: %s", exc)
+            return
+        for frame_id in expired:
+            meta = self.in_flight.pop(frame_id, None) or bare_metadata(frame_id)
+            detail = f"no stage finished it within {settings.FRAME_REAP_SECONDS:g}s"
+            meta.drop(Stage.PIPELINE, DropReason.EXPIRED, detail)
+            self.records.add(meta)
+            self.stats.expired += 1
+        self.forget_finished()
+
+    def forget_finished(self) -> None:
+        """Frames well past the reaping age that were not reaped reached their end: forget
+        them. The margin covers the moment between capture and parking in Redis."""
+        horizon = time.time() - settings.FRAME_REAP_SECONDS - 10
+        while self.in_flight:
+            oldest = next(iter(self.in_flight.values()))
+            if oldest.timestamp.timestamp() > horizon:
+                break
+            del self.in_flight[oldest.frame_id]
+
+    def drain(self, stop: threading.Event) -> None:
+        """Wait (at most FRAME_REAP_SECONDS) for the frames in flight to reach an end."""
+        deadline = time.monotonic() + settings.FRAME_REAP_SECONDS + 2 * HOUSEKEEPING_INTERVAL
+        while time.monotonic() < deadline and not stop.is_set():
+            self.reap()
+            self.records.flush()
+            try:
+                if frame_bytes.inflight(self.camera_id)[0] == 0:
+                    return
+            except UNAVAILABLE:
+                pass
+            stop.wait(HOUSEKEEPING_INTERVAL)
+
+
+def bare_metadata(frame_id: str) -> FrameMetadata:
+    """What a frame id alone says of a frame (one published by an earlier run)."""
+    parsed = FrameID.parse(frame_id)
+    return FrameMetadata(frame_id=parsed, timestamp=parsed.timestamp)
+
+
+@contextmanager
+def detached_context() -> Iterator[None]:
+    token = otel_context.attach(otel_context.Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
