@@ -43,8 +43,8 @@ FRAMES_STATUS_CHANGED = Counter(
     "detektr_frames_status_changed_total",
     "Frames counted as dropped or failed whose row a later store turned into this status (e.g. "
     "reaped as expired, then stored after all); detektr_frames_finished_total keeps them "
-    "under their first status",
-    ["camera", "previous_reason", "status"],
+    "under their first status. Rare: per reason, not per camera (the rows name the cameras)",
+    ["previous_reason", "status"],
 )
 STAGE_SECONDS = Histogram(
     "detektr_stage_duration_seconds",

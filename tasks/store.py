@@ -8,15 +8,20 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from detektr_project.celery import app
-from frame_tracking import FrameMetadata, Stage
+from frame_tracking import FrameMetadata, FrameStatus, Stage
 from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import END_TO_END_SECONDS, FRAMES_FINISHED, FRAMES_STATUS_CHANGED
+from frame_tracking.status import REASONS
 from frames.models import Frame, Recorded
 from tasks import frame_bytes
 from tasks.frame_bytes import REDIS_DOWN, RETRY_POLICY
 from tasks.stage import run_stage
 
 log = logging.getLogger(__name__)
+
+# Each series from 0, so rate() shows the first change (only a drop or failure becomes stored).
+for _reason in REASONS:
+    FRAMES_STATUS_CHANGED.labels(_reason.value, FrameStatus.STORED.value)
 
 
 def record(meta: FrameMetadata) -> None:
@@ -38,7 +43,7 @@ def count(recorded: Recorded) -> None:
             )
     for frame, previous_reason in recorded.changed:
         if not frame.test:
-            FRAMES_STATUS_CHANGED.labels(frame.camera_id, previous_reason, frame.status).inc()
+            FRAMES_STATUS_CHANGED.labels(previous_reason, frame.status).inc()
 
 
 # A database or Redis that goes away for a while is waited out.

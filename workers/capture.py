@@ -66,6 +66,8 @@ class CaptureWorker:
         self.ledger = Ledger(CaptureStats(self.config.camera_id))
         self.lease = CameraLease(frame_bytes.client(), self.config.camera_id)
         self.state = CameraState(self.config.camera_id, stall_seconds(self.config.fps))
+        for reason in SkipReason:  # each series from 0, so rate() shows the first skip
+            FRAMES_SKIPPED.labels(self.config.camera_id, reason.value)
 
     @property
     def stats(self) -> CaptureStats:
