@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
 from django.test import Client
 
 from frame_tracking import FrameID, FrameMetadata, FrameStatus, Stage, StageTiming, TraceContext
@@ -17,7 +18,7 @@ from frame_tracking.status import parse_reason
 from frames.models import Frame
 from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera
 
-API_TOKEN = "test-token-5f0c9d2e"
+API_TOKEN = "test-token-5f0c9d2e-a81b7c44e09f2d6b"
 BASE_TIME = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
 
@@ -71,6 +72,12 @@ class FrameFactory:
         return Frame.record(meta, finished_at=captured_at + timedelta(milliseconds=latency_ms))
 
 
+@pytest.fixture(autouse=True)
+def no_calls_counted() -> None:
+    """The API's rate limit counts calls in the cache: each test starts with none counted."""
+    cache.clear()
+
+
 @pytest.fixture
 def frame_factory(db: None) -> FrameFactory:
     return FrameFactory()
@@ -79,13 +86,16 @@ def frame_factory(db: None) -> FrameFactory:
 @pytest.fixture
 def api_client(settings: Any) -> Client:
     """A client that sends a valid bearer token."""
-    settings.DETEKTR_API_TOKENS = ["some-other-token", API_TOKEN]
+    settings.DETEKTR_API_TOKENS = ["some-other-token-0123456789abcdef", API_TOKEN]
     return Client(headers={"Authorization": f"Bearer {API_TOKEN}"})
 
 
 @pytest.fixture
 def staff_user(db: None) -> User:
-    return User.objects.create_user("ops", password="ops-password", is_staff=True)
+    """An operator: staff, allowed to view frames (the admin's frame browser and the API)."""
+    user = User.objects.create_user("ops", password="ops-password", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_frame"))
+    return user
 
 
 @pytest.fixture
