@@ -9,6 +9,7 @@ settings.CSRF_FAILURE_VIEW).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
+from django.views.debug import SafeExceptionReporterFilter
 
 View = Callable[..., HttpResponse]
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -84,3 +86,12 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if not is_api(request):
         return csrf.csrf_failure(request, reason)
     return error("CSRF check failed: send the csrftoken cookie and X-CSRFToken header", 403)
+
+
+class SettingsFilter(SafeExceptionReporterFilter):
+    """Error reports (DEBUG pages, error e-mails) also hide every *_URL and CACHES setting:
+    the broker's, Redis's and the cache's URLs carry their passwords."""
+
+    hidden_settings = re.compile(
+        "API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL|CACHES", flags=re.IGNORECASE
+    )

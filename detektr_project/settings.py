@@ -261,6 +261,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 # Anything under /frames answers JSON, also Django's own 400/403/404/500 (detektr_project.errors).
 CSRF_FAILURE_VIEW = "detektr_project.errors.csrf_failure"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "detektr_project.errors.SettingsFilter"
 CACHES = {"default": env_cache("CACHE_URL")}
 
 # Failed admin logins (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one user name

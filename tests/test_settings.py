@@ -100,3 +100,13 @@ def test_the_laptop_defaults_fail_the_deploy_check_for_what_https_needs() -> Non
     assert result.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stderr
+
+
+def test_error_reports_hide_the_urls_that_carry_passwords(settings) -> None:
+    """What a DEBUG 500 page or an error e-mail shows of the settings."""
+    from django.views.debug import get_default_exception_reporter_filter
+
+    settings.CELERY_BROKER_URL = "redis://:hunter2@broker:6379/0"
+    shown = get_default_exception_reporter_filter().get_safe_settings()
+    assert "hunter2" not in repr(shown)
+    assert shown["CELERY_BROKER_URL"] == shown["REDIS_URL"] == "********************"
