@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 CAMERAS = [f"cam{n:02d}" for n in range(8)]
 FPS = 30
-TOKEN = "bench-token"
+TOKEN = "bench-token-3c9a0e5d7f1b2468ace0"
 COLUMNS = (
     "frame_id, camera_id, sequence, captured_at, status, reason, stage, error, source, width, "
     "height, format, size_bytes, trace_id, span_id, trace_context, timings, results, "

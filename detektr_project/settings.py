@@ -7,12 +7,14 @@ message naming the variable, so a typo never turns into a half-working deploymen
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
 from kombu import Queue
 
 from frame_tracking import logs, telemetry
@@ -97,8 +99,91 @@ def env_database(name: str, default: str) -> dict[str, Any]:
     return dict(config)
 
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me")
+def env_origins(name: str) -> list[str]:
+    origins = env_list(name, [])
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ImproperlyConfigured(
+                f"{name}: {origin!r} is not an origin such as https://detektr.example.com"
+            )
+    return origins
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """The header a TLS-terminating proxy sets to https, e.g. X-Forwarded-Proto."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.replace("-", "").isascii() or not value.replace("-", "").isalnum():
+        raise ImproperlyConfigured(f"{name}={value!r} is not a header name (X-Forwarded-Proto)")
+    return ("HTTP_" + value.upper().replace("-", "_"), "https")
+
+
+# Django's own deploy check (security.W009) asks for this much of a key.
+MIN_SECRET_KEY_LENGTH = 50
+MIN_API_TOKEN_LENGTH = 32
+MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def env_secret_key(name: str, key_file: Path) -> str:
+    """SECRET_KEY, or else a random key kept in key_file (made on first use).
+
+    No key is built into the code: a laptop gets a key of its own without setting anything,
+    and a deployment that sets a weak one does not start.
+    """
+    key = os.environ.get(name) or local_secret_key(key_file)
+    if len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < 5 or key.startswith("django-"):
+        raise ImproperlyConfigured(
+            f"{name} must be at least {MIN_SECRET_KEY_LENGTH} random characters: {MAKE_A_SECRET}"
+        )
+    return key
+
+
+def local_secret_key(path: Path) -> str:
+    """One key per checkout, shared by all its processes (web, workers, capture).
+
+    Written to a temporary file and linked into place, so processes starting at the same
+    moment all read the one complete key that won.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        draft.write_text(get_random_secret_key())
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: use its key
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def env_tokens(name: str) -> list[str]:
+    tokens = env_list(name, [])
+    if any(len(token) < MIN_API_TOKEN_LENGTH for token in tokens):
+        raise ImproperlyConfigured(
+            f"{name}: every token must be at least {MIN_API_TOKEN_LENGTH} characters, "
+            f"e.g. {MAKE_A_SECRET}"
+        )
+    return tokens
+
+
+def env_cache(name: str) -> dict[str, Any]:
+    """Unset: this process's memory. redis://…: shared by every web process (the API
+    throttle then counts a client's calls across all of them)."""
+    value = os.environ.get(name, "")
+    if not value:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_url(name, value, ("redis", "rediss", "unix")),
+    }
+
+
 DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_secret_key("SECRET_KEY", BASE_DIR / "var" / "secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
@@ -108,6 +193,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "frames",
     "workers",
     "health",
@@ -115,12 +201,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (the admin's CSS) from this process, DEBUG or not.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: answers a locked-out login with its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "detektr_project.urls"
@@ -151,7 +241,47 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# WhiteNoise finds the files in the installed apps when it starts, so the admin has its CSS
+# with DEBUG off and no collectstatic step (the few hundred admin files cost nothing to scan).
+WHITENOISE_USE_FINDERS = True
+
+# --- Web: deployment and security ------------------------------------------------------------
+# Behind a TLS-terminating proxy, set all of these (docker/.env.example lists them;
+# tests/test_settings.py runs `manage.py check --deploy` with that environment).
+# The proxy's origin, for CSRF checks on the admin's forms: https://detektr.example.com
+CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
+# The header the proxy sets to "https" (X-Forwarded-Proto); only if it always sets it.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Health checks and Prometheus talk plain HTTP to the process, inside the deployment.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Anything under /frames answers JSON, also Django's own 400/403/404/500 (detektr_project.errors).
+CSRF_FAILURE_VIEW = "detektr_project.errors.csrf_failure"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "detektr_project.errors.SettingsFilter"
+CACHES = {"default": env_cache("CACHE_URL")}
+
+# Failed admin logins (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one user name
+# from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (a 429 page). An operator
+# unlocks early with `manage.py axes_reset`. Behind a proxy every client has the proxy's
+# address, so the lockout is then per user name.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("LOGIN_LOCKOUT_MINUTES", 15, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Calls to the /frames API per client (token, user or address) per minute; 0: no limit.
+# Over it: a JSON 429 with Retry-After. Counted in CACHES (per process unless CACHE_URL).
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600)
+# /metrics shows counts and queue names, no frame data. true: it needs a bearer token from
+# DETEKTR_API_TOKENS too (Prometheus: `authorization: {credentials: <token>}`).
+METRICS_REQUIRE_TOKEN = env_bool("METRICS_REQUIRE_TOKEN", False)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Every line names its trace, span and frame (frame_tracking.logs), in every process:
@@ -187,8 +317,8 @@ try:
     telemetry.exporter_names()
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
-# Bearer tokens accepted by the /frames API, besides a logged-in session.
-DETEKTR_API_TOKENS = env_list("DETEKTR_API_TOKENS", [])
+# Bearer tokens accepted by the /frames API, besides a logged-in session; 32+ characters.
+DETEKTR_API_TOKENS = env_tokens("DETEKTR_API_TOKENS")
 # How long a frame's bytes live in Redis (the claim check); store deletes them earlier
 # unless FRAME_KEEP_BYTES is true.
 FRAME_TTL_SECONDS = env_int("FRAME_TTL_SECONDS", 60, minimum=1)

@@ -5,6 +5,11 @@ from detektr_project.views import metrics
 from frames import views
 from health.views import health
 
+# The frame list needs the screen's width: no app sidebar beside it (the breadcrumbs and the
+# home page lead everywhere it did).
+admin.site.enable_nav_sidebar = False
+admin.site.site_header = "detektr"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="metrics"),
@@ -16,3 +21,9 @@ urlpatterns = [
     path("frames/test", views.send_test_frame, name="frame-test"),
     path("frames/<str:frame_id>", views.frame_detail, name="frame-detail"),
 ]
+
+# JSON under /frames, /health and /metrics; Django's pages elsewhere (the admin).
+handler400 = "detektr_project.errors.bad_request"
+handler403 = "detektr_project.errors.permission_denied"
+handler404 = "detektr_project.errors.not_found"
+handler500 = "detektr_project.errors.server_error"

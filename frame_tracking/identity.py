@@ -23,7 +23,8 @@ MAX_SEQUENCE = 10**12 - 1
 
 # Public so other code (the capture command) validates camera ids by the same rule.
 CAMERA_ID_PATTERN = re.compile(r"[A-Za-z0-9.-]{1,64}")
-_FRAME_ID = re.compile(r"\d{8}T\d{6}\.\d{6}Z_[A-Za-z0-9.-]{1,64}_\d{12}_[0-9a-f]{8}")
+# ASCII digits only: \d alone also matches Arabic-Indic and other Unicode digits.
+_FRAME_ID = re.compile(r"\d{8}T\d{6}\.\d{6}Z_[A-Za-z0-9.-]{1,64}_\d{12}_[0-9a-f]{8}", re.ASCII)
 # Everything after the camera id: "_" + 12-digit sequence + "_" + 8-hex nonce.
 _SUFFIX_LEN = 22
 _TIMESTAMP_LEN = 23

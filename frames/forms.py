@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,6 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from frame_tracking.identity import FrameID
 from frame_tracking.status import FINAL_STATUSES, REASONS
@@ -20,7 +20,17 @@ from frames.models import choices
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-TIMESTAMP_ERRORS = {"invalid": "must be an ISO-8601 timestamp, e.g. 2026-11-29T03:45:00Z"}
+TIMESTAMP_ERROR = "must be an ISO-8601 timestamp, e.g. 2026-11-29T03:45:00Z"
+# ISO-8601 as people and programs write it: a date, optionally a time to the minute, second or
+# microsecond, and an offset; ASCII digits only. datetime.fromisoformat alone also reads
+# 20261129, any character as the separator, and fifty 1s as a date in the year 1111.
+TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?)?",
+    re.ASCII,
+)
+AGE = re.compile(r"(\d{1,9})([smhd])", re.ASCII)
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_AGE = timedelta(days=3650)
 
 
 @dataclass(frozen=True)
@@ -42,25 +52,49 @@ class Cursor:
             captured_at, frame_id = json.loads(raw)
             if not isinstance(captured_at, str) or not isinstance(frame_id, str):
                 raise ValueError("not a cursor")
-            when = parse_datetime(captured_at)
+            if not re.search(r"(Z|[+-][0-9]{2}:[0-9]{2})\Z", captured_at):  # naive
+                raise ValueError("not a cursor")
+            when = timestamp(captured_at)
             # A frame id goes into SQL: accept only a real one (no NUL bytes, no junk).
             frame_id = FrameID.parse(frame_id)
-        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, ValidationError) as exc:
             raise ValueError("not a cursor") from exc
-        if when is None or when.tzinfo is None:
-            raise ValueError("not a cursor")
-        try:
-            return cls(when.astimezone(UTC), frame_id)
-        except OverflowError as exc:
-            raise ValueError("not a cursor") from exc
+        return cls(when, frame_id)
 
 
-def in_utc(when: datetime | None) -> datetime | None:
+def timestamp(text: str) -> datetime:
+    """A strict ISO-8601 timestamp (TIMESTAMP) in UTC; without an offset it is UTC."""
+    if not TIMESTAMP.fullmatch(text):
+        raise ValidationError(TIMESTAMP_ERROR)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:  # a month 13, a February 30th, an offset of 24 hours
+        raise ValidationError(TIMESTAMP_ERROR) from None
+    return in_utc(when if when.tzinfo else when.replace(tzinfo=UTC))
+
+
+def in_utc(when: datetime) -> datetime:
     # PostgreSQL refuses offsets beyond ±15:59, which ISO-8601 allows: send UTC only.
     try:
-        return when.astimezone(UTC) if when else None
-    except OverflowError:
+        return when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0
         raise ValidationError("is out of range") from None
+
+
+class TimestampField(forms.Field):
+    """A strict ISO-8601 timestamp (see TIMESTAMP), as an aware datetime in UTC."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        return timestamp(str(value)) if value not in self.empty_values else None
+
+
+class AsciiIntegerField(forms.IntegerField):
+    """A whole number in ASCII digits: IntegerField reads any Unicode digit (int("٣") == 3)."""
+
+    def to_python(self, value: Any) -> int | None:
+        if value not in self.empty_values and not re.fullmatch(r"[0-9]{1,9}", str(value)):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 class FrameQuery(forms.Form):
@@ -87,9 +121,9 @@ class FrameQuery(forms.Form):
         required=False,
         error_messages={"invalid_choice": f"must be one of {', '.join(REASONS)}"},
     )
-    since = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
-    until = forms.DateTimeField(required=False, error_messages=TIMESTAMP_ERRORS)
-    limit = forms.IntegerField(
+    since = TimestampField(required=False)
+    until = TimestampField(required=False)
+    limit = AsciiIntegerField(
         required=False,
         min_value=1,
         max_value=MAX_LIMIT,
@@ -100,12 +134,6 @@ class FrameQuery(forms.Form):
         },
     )
     cursor = forms.CharField(required=False, max_length=512)
-
-    def clean_since(self) -> datetime | None:
-        return in_utc(self.cleaned_data["since"])
-
-    def clean_until(self) -> datetime | None:
-        return in_utc(self.cleaned_data["until"])
 
     def clean_frame_id(self) -> FrameID | None:
         text = self.cleaned_data["frame_id"]
@@ -174,20 +202,16 @@ class ReportQuery(forms.Form):
         return data
 
 
-AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def moment(text: str) -> datetime:
-    """An ISO-8601 timestamp, or an age before now such as 15m."""
-    text = text.strip()
-    if text[:-1].isdigit() and text[-1:] in AGE_UNITS:
-        return timezone.now() - timedelta(seconds=int(text[:-1]) * AGE_UNITS[text[-1]])
+    """An ISO-8601 timestamp, or an age before now such as 15m (at most MAX_AGE)."""
+    if match := AGE.fullmatch(text):
+        seconds = int(match[1]) * AGE_UNITS[match[2]]
+        if seconds > MAX_AGE.total_seconds():
+            raise ValidationError(f"an age must be at most {MAX_AGE.days}d")
+        return timezone.now() - timedelta(seconds=seconds)
     try:
-        when = parse_datetime(text)
-    except ValueError:
-        when = None
-    if when is None:
-        raise ValidationError("must be an ISO-8601 timestamp or an age such as 90s, 15m, 6h, 2d")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return in_utc(when) or when
+        return timestamp(text)
+    except ValidationError:
+        raise ValidationError(
+            "must be an ISO-8601 timestamp or an age such as 90s, 15m, 6h, 2d"
+        ) from None

@@ -38,7 +38,7 @@ SCHEMAS: dict[str, Any] = {
 }
 REFS = {FrameDict: "#/components/schemas/Frame"}
 
-FRAME_ID_PATTERN = r"^\d{8}T\d{6}\.\d{6}Z_[A-Za-z0-9.-]{1,64}_\d{12}_[0-9a-f]{8}$"
+FRAME_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}\.[0-9]{6}Z_[A-Za-z0-9.-]{1,64}_[0-9]{12}_[0-9a-f]{8}$"
 
 
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -62,10 +62,14 @@ def _error(description: str) -> dict[str, Any]:
     return _json(description, "Error")
 
 
+_RATE_LIMITED = _error("Over API_RATE_LIMIT calls a minute (header Retry-After)")
 _AUTH_ERRORS = {
     "401": _error("No credentials (header WWW-Authenticate: Bearer)"),
-    "403": _error("Unknown bearer token, or a logged-in user who is not staff"),
+    "403": _error(
+        "Unknown bearer token, or a logged-in user who is not staff with frames.view_frame"
+    ),
     "405": _error("Not GET or HEAD"),
+    "429": _RATE_LIMITED,
 }
 
 OPENAPI: dict[str, Any] = {
@@ -180,6 +184,7 @@ OPENAPI: dict[str, Any] = {
                     "401": _error("No credentials"),
                     "403": _error("Unknown token, not staff, or a failed CSRF check"),
                     "405": _error("Not POST"),
+                    "429": _RATE_LIMITED,
                     "503": _error("Redis or the broker is unreachable"),
                 },
             }

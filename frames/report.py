@@ -59,11 +59,12 @@ def overview(frames: QuerySet[Frame], since: datetime, until: datetime) -> list[
     """Per camera, the frames captured in [since, until): rates, outcomes, loss, latency.
 
     A frame lost is a sequence number between the camera's first and last in the window with
-    no row; frames lost at the window's edges are not seen.
+    no row; frames lost at the window's edges are not seen. fps is the rate while the camera
+    was capturing (its first to its last frame in the window), not averaged over the window:
+    a camera that ran for one minute of the hour shows its real rate.
     """
     window = frames.filter(CAMERA_FRAMES, captured_at__gte=since, captured_at__lt=until)
-    seconds = max((until - since).total_seconds(), 1e-9)
-    return _cameras(window, lambda row: (_span(row), seconds))
+    return _cameras(window, lambda row: (_span(row), _seconds(row)))
 
 
 def window_report(
@@ -233,7 +234,8 @@ def _span(row: dict[str, Any]) -> int:
 
 
 def _seconds(row: dict[str, Any]) -> float:
-    """How long a run captured: from its first frame to its last, plus one frame's time."""
+    """How long a camera captured: from its first frame to its last, plus one frame's time
+    (0 for a single frame: no rate)."""
     frames = row.get("frames", 0)
     if frames < 2:
         return 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from functools import wraps
@@ -16,67 +15,26 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from kombu.exceptions import OperationalError as BrokerError
 
+from detektr_project.errors import allow_only, error
 from frame_tracking.identity import CAMERA_ID_PATTERN, FrameID
 from frames import report
+from frames.access import access_problem, bearer_token, rate_limited
 from frames.forms import Cursor, FrameQuery, ReportQuery
 from frames.models import Frame
 from frames.openapi import OPENAPI
 from workers.canary import BadTraceparent
 from workers.canary import send_test_frame as send
 
-View = Callable[..., JsonResponse]
-
-
-def error(msg: str, status: int = 400) -> JsonResponse:
-    return JsonResponse({"error": msg}, status=status)
-
-
-def token_is_known(token: str) -> bool:
-    """Compare against every token, without stopping early, so timing says nothing."""
-    given = token.encode()
-    matched = False
-    for known in settings.DETEKTR_API_TOKENS:
-        matched |= hmac.compare_digest(given, known.encode())
-    return matched
-
-
-def bearer_token(request: HttpRequest) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def access_problem(request: HttpRequest) -> JsonResponse | None:
-    """None if the request may read frames; else the 401/403 to answer."""
-    if token := bearer_token(request):
-        return None if token_is_known(token) else error("the bearer token is not valid", 403)
-    if request.user.is_authenticated:
-        # The same people who can open the admin frame browser.
-        return None if request.user.is_staff else error("only staff users may read frames", 403)
-    response = error("authentication required: send Authorization: Bearer <token>", 401)
-    response["WWW-Authenticate"] = 'Bearer realm="detektr"'
-    return response
-
-
-def get_only(view: View) -> View:
-    """The API reads; anything else is a JSON 405, not Django's empty one."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-        if request.method not in ("GET", "HEAD"):
-            response = error(f"method {request.method} not allowed; use GET", 405)
-            response["Allow"] = "GET, HEAD"
-            return response
-        return view(request, *args, **kwargs)
-
-    return wrapper
+View = Callable[..., HttpResponse]
+get_only = allow_only("GET", "HEAD")
 
 
 def authorized(view: View) -> View:
-    """A bearer token or a staff session; a JSON 401/403 otherwise."""
+    """Within the rate limit, and a bearer token or a staff session; a JSON 4xx otherwise."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-        return access_problem(request) or view(request, *args, **kwargs)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return rate_limited(request) or access_problem(request) or view(request, *args, **kwargs)
 
     return wrapper
 
@@ -146,14 +104,10 @@ def openapi(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt  # a bearer token cannot be forged by another site; a session still needs CSRF
-def send_test_frame(request: HttpRequest) -> JsonResponse:
+@allow_only("POST")
+@authorized
+def send_test_frame(request: HttpRequest) -> HttpResponse:
     """POST /frames/test: send a canary frame; answers its frame id and trace id at once."""
-    if request.method != "POST":
-        response = error(f"method {request.method} not allowed; use POST", 405)
-        response["Allow"] = "POST"
-        return response
-    if problem := access_problem(request):
-        return problem
     if not bearer_token(request) and (rejected := csrf_rejection(request)):
         return rejected
     try:
@@ -165,8 +119,11 @@ def send_test_frame(request: HttpRequest) -> JsonResponse:
     camera = body.get("camera", "canary")
     if not isinstance(camera, str) or not CAMERA_ID_PATTERN.fullmatch(camera):
         return error("camera: must be 1-64 characters from A-Z a-z 0-9 . -")
+    traceparent = body.get("traceparent")
+    if traceparent is not None and not isinstance(traceparent, str):
+        return error("traceparent: must be a string")
     try:
-        meta = send(camera, body.get("traceparent"))
+        meta = send(camera, traceparent)
     except BadTraceparent as exc:
         return error(f"traceparent: {exc}")
     except (redis.RedisError, BrokerError, OSError) as exc:
@@ -186,13 +143,11 @@ def send_test_frame(request: HttpRequest) -> JsonResponse:
     )
 
 
-def csrf_rejection(request: HttpRequest) -> JsonResponse | None:
-    """Django's own CSRF check for a session request, answered as JSON."""
+def csrf_rejection(request: HttpRequest) -> HttpResponse | None:
+    """Django's own CSRF check for a session request (its failure answers JSON here:
+    detektr_project.errors.csrf_failure)."""
 
     def protected(_: HttpRequest) -> HttpResponse:  # a view without csrf_exempt
         return HttpResponse()
 
-    rejected = CsrfViewMiddleware(protected).process_view(request, protected, (), {})
-    if rejected is None:
-        return None
-    return error("CSRF check failed: send the csrftoken cookie and X-CSRFToken header", 403)
+    return CsrfViewMiddleware(protected).process_view(request, protected, (), {})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 
+from detektr_project.errors import allow_only
 from health.checks import HEALTH, Status
 
 
-@require_GET
+@allow_only("GET", "HEAD")
 def health(request: HttpRequest) -> JsonResponse:
     """200 when the database answers and is migrated and Redis and the broker answer; 503
     naming what failed otherwise. Open to anyone: it shows check names and states only, no

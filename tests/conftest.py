@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import redis
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
 from django.test import Client
 
 from detektr_project.celery import app
@@ -21,7 +22,7 @@ from frames.models import Frame
 from tasks import frame_bytes
 from tests.e2e.camera_servers import MJPEGCamera, RTSPCamera
 
-API_TOKEN = "test-token-5f0c9d2e"
+API_TOKEN = "test-token-5f0c9d2e-a81b7c44e09f2d6b"
 # Unit tests' Redis database (REDIS_UNIT_DB): frame bytes, in-flight sets, leases, and
 # whatever a unit test publishes. End-to-end tests use REDIS_TEST_DB.
 REDIS_UNIT_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
@@ -98,6 +99,12 @@ def unit_redis(settings: Any) -> Iterator[redis.Redis]:
     frame_bytes.broker.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def no_calls_counted() -> None:
+    """The API's rate limit counts calls in the cache: each test starts with none counted."""
+    cache.clear()
+
+
 @pytest.fixture
 def frame_factory(db: None) -> FrameFactory:
     return FrameFactory()
@@ -106,13 +113,16 @@ def frame_factory(db: None) -> FrameFactory:
 @pytest.fixture
 def api_client(settings: Any) -> Client:
     """A client that sends a valid bearer token."""
-    settings.DETEKTR_API_TOKENS = ["some-other-token", API_TOKEN]
+    settings.DETEKTR_API_TOKENS = ["some-other-token-0123456789abcdef", API_TOKEN]
     return Client(headers={"Authorization": f"Bearer {API_TOKEN}"})
 
 
 @pytest.fixture
 def staff_user(db: None) -> User:
-    return User.objects.create_user("ops", password="ops-password", is_staff=True)
+    """An operator: staff, allowed to view frames (the admin's frame browser and the API)."""
+    user = User.objects.create_user("ops", password="ops-password", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_frame"))
+    return user
 
 
 @pytest.fixture

@@ -60,7 +60,19 @@ def test_it_rejects_a_session_of_a_user_who_is_not_staff(
     client.force_login(django_user_model.objects.create_user("viewer", password="x"))
     response = client.get("/frames")
     assert response.status_code == 403
-    assert response.json() == {"error": "only staff users may read frames"}
+    assert response.json() == {
+        "error": "only staff users with the frames.view_frame permission may read frames"
+    }
+
+
+def test_it_rejects_a_staff_session_without_the_view_permission(
+    client: Client, django_user_model: Any
+) -> None:
+    """The admin refuses them the frame browser; the API refuses them the frames."""
+    user = django_user_model.objects.create_user("intern", password="x", is_staff=True)
+    client.force_login(user)
+    assert client.get("/frames").status_code == 403
+    assert client.get("/admin/frames/frame/").status_code == 403
 
 
 def test_it_answers_other_methods_with_a_json_405(api_client: Client) -> None:
@@ -325,3 +337,25 @@ def test_each_filter_is_served_by_an_index(
     assert any(f"using {index} on" in plan for index in indexes), plan
     if ordered_by_index:
         assert "Sort" not in plan, plan
+
+
+def test_a_client_over_the_rate_limit_gets_a_json_429(
+    api_client: Client, settings: Any, staff_user: Any
+) -> None:
+    settings.API_RATE_LIMIT = 3
+    for _ in range(3):
+        assert api_client.get("/frames").status_code == 200
+    response = api_client.get("/frames")
+    assert response.status_code == 429
+    assert response.json() == {"error": "more than 3 calls a minute; retry later"}
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # Counted per client: a staff session has calls of its own left.
+    session = Client()
+    session.force_login(staff_user)
+    assert session.get("/frames").status_code == 200
+
+
+def test_guessing_tokens_is_rate_limited_too(client: Client, settings: Any) -> None:
+    settings.API_RATE_LIMIT = 2
+    statuses = [client.get("/frames").status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]

@@ -37,8 +37,10 @@ def test_it_rejects_a_wrong_token(settings: Any) -> None:
 
 def test_it_rejects_a_session_of_a_user_who_is_not_staff(csrf_client: Client) -> None:
     User.objects.create_user("viewer", password="pw")
-    csrf_client.login(username="viewer", password="pw")
-    assert csrf_client.post(URL).json() == {"error": "only staff users may read frames"}
+    csrf_client.force_login(User.objects.get(username="viewer"))
+    assert csrf_client.post(URL).json() == {
+        "error": "only staff users with the frames.view_frame permission may read frames"
+    }
 
 
 def test_a_staff_session_without_a_csrf_token_is_refused(

@@ -54,3 +54,14 @@ def test_the_web_process_serves_prometheus_metrics(client: Client):
     assert response["Content-Type"].startswith("text/plain")
     assert 'detektr_frames_captured_total{camera="cam-metrics"}' in response.content.decode()
     assert REGISTRY.get_sample_value("detektr_frames_captured_total", {"camera": "cam-metrics"})
+
+
+def test_metrics_can_require_a_bearer_token(client: Client, settings) -> None:
+    token = "metrics-token-7d41c9a0b2e85f36a1c4"
+    settings.METRICS_REQUIRE_TOKEN = True
+    settings.DETEKTR_API_TOKENS = [token]
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert b"detektr_" in response.content

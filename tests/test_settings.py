@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +34,18 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("JAEGER_UI_URL", "jaeger:16686"),
         ("LOG_LEVEL", "chatty"),
         ("WORKER_METRICS_PORT", "-1"),
+        ("SECRET_KEY", "dev-only-insecure-key-change-me"),  # the key once built in
+        ("SECRET_KEY", "too-short"),
+        ("SECRET_KEY", "a" * 60),  # long, but not random
+        ("SECRET_KEY", "django-insecure-" + "x1y2z3" * 10),  # startproject's placeholder
+        ("DETEKTR_API_TOKENS", "short-token"),
+        ("DETEKTR_API_TOKENS", f"{'t' * 40},{'u' * 31}"),  # one of them is too short
+        ("CSRF_TRUSTED_ORIGINS", "detektr.example.com"),  # no scheme
+        ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto: https"),
+        ("SECURE_HSTS_SECONDS", "a year"),
+        ("API_RATE_LIMIT", "-5"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("CACHE_URL", "memcached://localhost"),
     ],
 )
 def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str) -> None:
@@ -52,3 +66,47 @@ def test_it_refuses_a_low_water_mark_above_the_high_water_mark() -> None:
     result = manage("check", FRAME_INFLIGHT_LOW_WATER="0.9", FRAME_INFLIGHT_HIGH_WATER="0.8")
     assert result.returncode != 0
     assert "FRAME_INFLIGHT_LOW_WATER" in result.stderr
+
+
+def test_without_a_secret_key_each_checkout_makes_one_and_every_process_shares_it() -> None:
+    """The laptop default: no SECRET_KEY set, no key built into the code."""
+    print_key = "from django.conf import settings; print(settings.SECRET_KEY)"
+    runs = [manage("shell", "-v", "0", "-c", print_key, SECRET_KEY="") for _ in range(2)]
+    keys = {run.stdout.strip() for run in runs}
+    key_file = ROOT / "var" / "secret_key"
+    assert keys == {key_file.read_text().strip()}
+    assert len(keys.pop()) >= 50
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def production_environment() -> dict[str, str]:
+    """docker/.env.example's "Behind an HTTPS proxy" block, uncommented, and its secrets."""
+    text = (ROOT / "docker" / ".env.example").read_text()
+    block = text.split("# --- Behind an HTTPS proxy")[1].split("\n# ---")[0]
+    env = dict(re.findall(r"^# ([A-Z][A-Z0-9_]+)=(\S+)$", block, re.M))
+    assert {"CSRF_TRUSTED_ORIGINS", "SECURE_PROXY_SSL_HEADER", "SECURE_COOKIES"} <= set(env)
+    return {**env, "SECRET_KEY": secrets.token_urlsafe(48), "DEBUG": "false"}
+
+
+def test_the_documented_production_environment_passes_djangos_deploy_check() -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **production_environment())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_the_laptop_defaults_fail_the_deploy_check_for_what_https_needs() -> None:
+    """So the check above proves the block: without it, Django names what is missing."""
+    result = manage("check", "--deploy", "--fail-level", "WARNING", SECRET_KEY="")
+    assert result.returncode != 0
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in result.stderr
+
+
+def test_error_reports_hide_the_urls_that_carry_passwords(settings) -> None:
+    """What a DEBUG 500 page or an error e-mail shows of the settings."""
+    from django.views.debug import get_default_exception_reporter_filter
+
+    settings.CELERY_BROKER_URL = "redis://:hunter2@broker:6379/0"
+    shown = get_default_exception_reporter_filter().get_safe_settings()
+    assert "hunter2" not in repr(shown)
+    assert shown["CELERY_BROKER_URL"] == shown["REDIS_URL"] == "********************"

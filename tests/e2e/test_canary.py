@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 
 from frame_tracking import FrameID
 from frames import report
@@ -24,7 +24,7 @@ from tests.e2e.services import free_port
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "canary-token-1f2e"
+TOKEN = "canary-token-1f2e-77c0d9a35b6e4f18"
 
 
 def send_test_frame(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -166,7 +166,8 @@ def test_post_frames_test_answers_at_once_and_the_frame_arrives(
 def test_post_frames_test_from_a_staff_session_needs_its_csrf_token(
     start_worker, pipeline_env, web
 ):
-    User.objects.create_user("operator", password="pw-9f8e", is_staff=True)
+    operator = User.objects.create_user("operator", password="pw-9f8e", is_staff=True)
+    operator.user_permissions.add(Permission.objects.get(codename="view_frame"))
     session = requests.Session()
     login = f"{web}/admin/login/"
     session.get(login, timeout=10)
