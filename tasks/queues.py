@@ -58,7 +58,12 @@ def waiting(queue: str) -> tuple[int, float | None]:
 def consumers(timeout: float = 1.0) -> dict[str, list[str]]:
     """Stage queue -> the workers consuming it, from Celery's own broadcast (inspect
     active_queues). Broker errors propagate."""
-    replies: dict[str, Any] = app.control.inspect(timeout=timeout).active_queues() or {}
+    # A connection of its own, closed here: one from the app's pool would go back to the pool
+    # with its reply channel still waiting on the broker, and a process forked later (a prefork
+    # child, a test's subprocess) hangs in kombu's after-fork clean-up of that channel.
+    with app.connection_for_read() as connection:
+        inspector = app.control.inspect(timeout=timeout, connection=connection)
+        replies: dict[str, Any] = inspector.active_queues() or {}
     found: dict[str, list[str]] = {queue: [] for queue in stage_queues()}
     for worker, queues in sorted(replies.items()):
         for queue in queues or []:
