@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypedDict
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Q
 
 from frame_tracking.metadata import StageTiming
@@ -485,12 +486,26 @@ class _bound_cursor:  # noqa: N801 - used like connection.cursor()
 
         connection.ensure_connection()
         raw = ServerBindingCursor(connection.connection)
-        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-        self._cursor = wrap(raw)
+        logged = connection.queries_logged
+        self._cursor = _LoggedAsWritten(raw, connection) if logged else connection.make_cursor(raw)
         return self._cursor
 
     def __exit__(self, *exc: object) -> None:
         self._cursor.close()
+
+
+class _LoggedAsWritten(CursorDebugWrapper):
+    """Logs the statement as written: a prepared statement's execution leaves psycopg no
+    query text for Django's last_executed_query."""
+
+    def debug_sql(
+        self,
+        sql: Any = None,
+        params: Any = None,
+        use_last_executed_query: bool = False,
+        many: bool = False,
+    ) -> Any:
+        return super().debug_sql(sql, params, use_last_executed_query=False, many=many)
 
 
 def _json(value: Any) -> Any:
