@@ -44,10 +44,13 @@ def database_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def old_rows() -> list[tuple[object, ...]]:
+Row = tuple[str, str, int, datetime, str, str, bool, float]
+
+
+def old_rows() -> list[Row]:
     """Rows as the previous release wrote them: three days, two cameras, every status, a
     canary; the first day's frames straddle midnight."""
-    rows = []
+    rows: list[Row] = []
     for day in DAYS:
         for n in range(60):
             at = day + timedelta(seconds=n)
@@ -89,7 +92,7 @@ def test_a_populated_table_becomes_the_partitioned_one_with_every_row(database_u
             "WHERE conname = 'frames_frame_pkey'"
         ).fetchone()
         assert key == ("PRIMARY KEY (frame_id, captured_at)",)
-        placed = dict(
+        placed: dict[str, int] = dict(
             conn.execute(
                 "SELECT tableoid::regclass::text, count(*) FROM frames_frame GROUP BY 1"
             ).fetchall()
