@@ -1,6 +1,6 @@
 """python manage.py frames_partitions [--ahead 7] [--retention-days N] [--json]
 
-Run it daily (cron, a systemd timer or the compose stack's `partitions` service): it creates
+Run it daily (from cron or a systemd timer, on one host): it creates
 the frames table's partitions for today and the days ahead and drops the ones older than
 FRAME_RETENTION_DAYS. Safe to run at any time and as often as you like.
 """
