@@ -264,8 +264,10 @@ class Frame(models.Model):
         The first final status written for a frame stands, except that "stored" replaces a
         drop or failure (a frame reaped as expired that store got to after all). A late
         duplicate never turns a stored frame into a drop, and a redelivered store changes
-        nothing. One statement: no window between check and write. The answer says which
-        rows were written or changed, so the metrics count frames, not attempts.
+        nothing. A new frame costs one INSERT … ON CONFLICT DO NOTHING, no check before it;
+        only a stored record whose row exists already tries an UPDATE of a row that is not
+        stored, each a single atomic statement. The answer says which rows were written or
+        changed, so the metrics count frames, not attempts.
         """
         finished_at = finished_at or datetime.now(tz=UTC)
         # One record per frame (the last), or PostgreSQL refuses to touch a row twice.
