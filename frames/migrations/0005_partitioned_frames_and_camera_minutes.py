@@ -31,6 +31,9 @@ BEGIN
     IF to_regclass(name) IS NOT NULL THEN
         RETURN false;
     END IF;
+    -- No row may join the DEFAULT partition between the move and the ATTACH's check of it
+    -- (only stores of days without a partition wait; reads go on).
+    LOCK TABLE frames_frame_default IN EXCLUSIVE MODE;
     EXECUTE format('CREATE TABLE %I (LIKE frames_frame INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
                    name);
     EXECUTE format('WITH moved AS (DELETE FROM frames_frame_default WHERE captured_at >= %L
