@@ -62,6 +62,44 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, pipeline_env
     assert frames.filter(status="stored", captured_at__gt=back).exists()
 
 
+def test_capture_and_workers_ride_out_a_rabbitmq_outage(
+    start_worker, pipeline_env, rabbitmq, tmp_path
+):
+    # The shared RabbitMQ keeps running: the outage is a proxy between it and detektr.
+    proxy = TCPProxy(target_port=5672)
+    env = {
+        **pipeline_env,
+        "CELERY_BROKER_URL": rabbitmq.url(port=proxy.port),
+        "CAPTURE_JOURNAL_DIR": str(tmp_path),
+    }
+    try:
+        worker = start_worker("-c", "2", env=env)
+        capture = start_capture(env, "--camera", "cam27", "--source", SMALL, "--frames", "450")
+        frames = Frame.objects.filter(camera_id="cam27")
+        assert wait_until(lambda: frames.filter(status="stored").count() >= 30, 60)
+        assert capture.poll() is None, "the capture ended before the outage"
+        proxy.unplug()
+        time.sleep(5)  # the outage
+        proxy.plug()
+        back = datetime.now(UTC)
+        # Run the worker as a service manager would, restarting it if it exits.
+        while capture.poll() is None:
+            if worker.process.poll() is not None:
+                worker = start_worker("-c", "2", env=env)
+            time.sleep(0.5)
+        run = finish_capture(capture)
+        counts = account("cam27", run)
+    finally:
+        proxy.close()
+    print(f"rabbitmq unplugged for 5 s: capture {run}; rows {counts}")
+    # Frames captured while RabbitMQ was away were recorded (broker_unavailable) and sent
+    # once it was back; every other one reached its end in the pipeline.
+    assert run["undelivered"] >= 1, run
+    assert counts.get("dropped:broker_unavailable", 0) >= 1, counts
+    assert counts["stored"] + counts["dropped"] + counts["failed"] == counts["captured"]
+    assert frames.filter(status="stored", captured_at__gt=back).exists()
+
+
 def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env):
     proxy = TCPProxy(target_port=5432)
     database = pipeline_env["DATABASE_URL"].replace(":5432/", f":{proxy.port}/")
