@@ -139,7 +139,7 @@ def amqp_readings() -> list[QueueReading]:
     except BROKER_DOWN:
         return []
     return [
-        QueueReading(queue, found.messages, None, found.consumers)
+        QueueReading(queue, found.messages, None, found.consumers, age_known=False)
         for queue, found in queues.items()
         if found is not None
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -40,7 +41,18 @@ def broker_settled(request: pytest.FixtureRequest, env: dict[str, str]) -> Calla
     if not env.get("CELERY_BROKER_URL", "").startswith("amqp"):
         return redis_settled
     vhost = request.getfixturevalue("rabbitmq")  # the test's own virtual host
-    return lambda: not any(vhost.messages().get(queue, 0) for queue in STAGES)
+    # rabbitmqctl's counts (ready and unacknowledged) lag by RabbitMQ's statistics interval
+    # (5 s): settled when they read 0 twice, that far apart.
+    zero_since: list[float] = []
+
+    def settled() -> bool:
+        if any(vhost.messages().get(queue, 0) for queue in STAGES):
+            zero_since.clear()
+            return False
+        zero_since[:] = zero_since or [time.monotonic()]
+        return time.monotonic() - zero_since[0] > 6
+
+    return settled
 
 
 def completeness(frames: list[Frame], otlp: OTLPReceiver) -> tuple[int, list[str]]:
