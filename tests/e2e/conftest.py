@@ -82,7 +82,7 @@ def broker_env(request: pytest.FixtureRequest, pipeline_env: dict[str, str]) -> 
     """pipeline_env with the broker a test is parametrized with (`broker`: redis or rabbitmq):
     Redis is the test Redis database, RabbitMQ a virtual host of the test's own."""
     if request.param == "redis":
-        return pipeline_env
+        return {k: v for k, v in pipeline_env.items() if k != "CELERY_BROKER_URL"}
     vhost = request.getfixturevalue("rabbitmq")
     return {**pipeline_env, "CELERY_BROKER_URL": vhost.url()}
 
