@@ -399,7 +399,7 @@ CELERY_TASK_QUEUES = [
         Exchange(name, type="topic"),
         routing_key=name,
         queue_arguments={"x-queue-type": "quorum"},
-    )  # fmt: skip
+    )
     if BROKER_IS_AMQP
     else Queue(name)
     for name in ("buffer", "process", "store")
