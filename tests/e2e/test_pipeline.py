@@ -83,8 +83,10 @@ def test_every_synthetic_frame_is_stored_with_one_complete_trace(start_worker, p
 def test_a_pipeline_split_across_stage_workers_keeps_one_trace_per_frame(
     start_worker, broker_env, otlp
 ):
+    # A node name each, as on separate hosts (RabbitMQ refuses a second worker's control
+    # queue under a name already in use: the worker exits with RESOURCE_LOCKED).
     workers = [
-        start_worker("-Q", stage, "--pool", "solo", env=broker_env)
+        start_worker("-Q", stage, "-n", f"{stage}@%h", "--pool", "solo", env=broker_env)
         for stage in ("buffer", "process", "store")
     ]
     run_capture(broker_env, "--camera", "cam02", "--source", SYNTHETIC, "--frames", "90")
