@@ -352,7 +352,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # --- Broker-specific (RabbitMQ or Redis) ---
-# Seconds until the broker hands a dead worker's unacknowledged frames to another worker.
+# Seconds until the broker hands a dead worker's unacknowledged frames to another worker
+# (FRAME_REAP_SECONDS waits longer).
 BROKER_REDELIVERY_SECONDS: float
 if BROKER_IS_AMQP:
     # RabbitMQ: quorum queues (replicated, durable) for the stage queues. RabbitMQ requeues a
@@ -436,10 +437,12 @@ FRAME_INFLIGHT_LOW_WATER = env_number("FRAME_INFLIGHT_LOW_WATER", 0.6, minimum=0
 # A frame still in flight this long after capture had its task lost (say, a worker's main
 # process was killed holding it): its capture worker records it as dropped, reason
 # "expired". Longer than the broker's redelivery (Redis: visibility timeout + restore sweep) plus
-# the stale age, so a redelivered frame gets its chance first.
+# the stale age, so a redelivered frame gets its chance first; and, with either broker, longer
+# than the 30 s of outage (Redis, PostgreSQL) that stage retries wait out without a frame
+# being reaped meanwhile.
 FRAME_REAP_SECONDS = env_number(
     "FRAME_REAP_SECONDS",
-    BROKER_REDELIVERY_SECONDS + FRAME_MAX_AGE_SECONDS + 20,
+    max(BROKER_REDELIVERY_SECONDS, 30) + FRAME_MAX_AGE_SECONDS + 20,
     minimum=1,
 )
 if FRAME_INFLIGHT_LOW_WATER >= FRAME_INFLIGHT_HIGH_WATER or FRAME_INFLIGHT_HIGH_WATER > 1:

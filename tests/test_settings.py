@@ -78,7 +78,7 @@ def test_a_rabbitmq_broker_gets_quorum_queues_publisher_confirms_and_no_redis_op
     assert conf["queues"] == {"buffer": quorum, "process": quorum, "store": quorum}
     assert conf["options"] == {"confirm_publish": True}
     assert conf["detect"] is True
-    assert conf["reap"] == 30  # redelivery is immediate: stale age (10) + 20 s
+    assert conf["reap"] == 60  # as on Redis: retries wait out a 30 s outage before reaping
 
 
 def test_it_refuses_a_low_water_mark_above_the_high_water_mark() -> None:
