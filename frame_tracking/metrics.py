@@ -147,7 +147,8 @@ class QueueCollector:
         )
         consumers = GaugeMetricFamily(
             "detektr_queue_consumers",
-            "Celery workers consuming a stage queue (asked with a broadcast at scrape time)",
+            "Celery workers consuming a stage queue (asked with a broadcast at scrape time; "
+            "on RabbitMQ, the queue's own consumer count)",
             labels=["queue"],
         )
         for reading in readings:
