@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from frame_tracking import logs, telemetry
 
@@ -347,7 +347,11 @@ FRAME_MAX_BYTES = env_int("FRAME_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
 
 # --- Celery ----------------------------------------------------------------------------------
 # Messages are small JSON dicts (frame id, Redis key, timestamps): the bytes stay in Redis.
-CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL, ("redis", "rediss", "unix"))
+# Redis (the default: REDIS_URL) or RabbitMQ (amqp://…); docs/brokers.md says which to choose.
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL", REDIS_URL, ("redis", "rediss", "unix", "amqp", "amqps")
+)
+BROKER_IS_AMQP = urlsplit(CELERY_BROKER_URL).scheme in ("amqp", "amqps")
 CELERY_RESULT_BACKEND = None  # chains pass results to the next link; nobody calls .get()
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -359,16 +363,37 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Redis restores unacknowledged messages after the visibility timeout (default one hour).
-# Stage tasks take milliseconds; 30 s brings a dead worker's frames back in seconds while
-# staying far above the longest task (its hard time limit below).
-# The sweep that restores them runs every unacked_restore_interval × _throttle seconds
-# (100 s by default): every 5 s instead, so redelivery takes seconds, not minutes.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 30, minimum=5),
-    "unacked_restore_interval": 5,
-    "unacked_restore_throttle": 1,
-}
+# --- Broker-specific (RabbitMQ or Redis) ---
+# Seconds until the broker hands a dead worker's unacknowledged frames to another worker
+# (FRAME_REAP_SECONDS waits longer).
+BROKER_REDELIVERY_SECONDS: float
+if BROKER_IS_AMQP:
+    # RabbitMQ: quorum queues (replicated, durable) for the stage queues. RabbitMQ requeues a
+    # consumer's unacknowledged messages the moment its connection closes, so a killed main
+    # process loses nothing (Redis's BRPOP window, celery #7950, does not exist here).
+    # Publisher confirms: apply_async returns once RabbitMQ has the message, or raises.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"confirm_publish": True}
+    # Quorum queues do not support global QoS: Celery turns it off when it detects them
+    # (the Celery docs' "Using Quorum Queues"). Countdowns (the stage tasks' retry backoff)
+    # then need native delayed delivery, which routes through topic exchanges; with a direct
+    # exchange a retried task would block its worker until its countdown ends.
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+    CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
+    BROKER_REDELIVERY_SECONDS = 0
+else:
+    # Redis restores unacknowledged messages after the visibility timeout (default one hour).
+    # Stage tasks take milliseconds; 30 s brings a dead worker's frames back in seconds while
+    # staying far above the longest task (its hard time limit below).
+    # The sweep that restores them runs every unacked_restore_interval × _throttle seconds
+    # (100 s by default): every 5 s instead, so redelivery takes seconds, not minutes.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 30, minimum=5),
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
+    }
+    BROKER_REDELIVERY_SECONDS = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+# --- end broker-specific ---
 CELERY_TASK_TIME_LIMIT = 20
 CELERY_TASK_SOFT_TIME_LIMIT = 15
 # One queue per stage, so `celery -A detektr worker -Q process` scales one stage.
@@ -379,8 +404,19 @@ CELERY_TASK_ROUTES = {
     "detektr.store": {"queue": "store"},
     "detektr.record_batch": {"queue": "store"},
 }
-# A worker started without -Q consumes all three.
-CELERY_TASK_QUEUES = [Queue("buffer"), Queue("process"), Queue("store")]
+# A worker started without -Q consumes all three. On RabbitMQ each is a quorum queue behind a
+# topic exchange of its name (native delayed delivery binds to it).
+CELERY_TASK_QUEUES = [
+    Queue(
+        name,
+        Exchange(name, type="topic"),
+        routing_key=name,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+    if BROKER_IS_AMQP
+    else Queue(name)
+    for name in ("buffer", "process", "store")
+]
 # Without it Celery's Django fixup closes the database connection around every task and
 # store reconnects to PostgreSQL for every frame.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
@@ -412,11 +448,13 @@ FRAME_INFLIGHT_HIGH_WATER = env_number("FRAME_INFLIGHT_HIGH_WATER", 0.8, minimum
 FRAME_INFLIGHT_LOW_WATER = env_number("FRAME_INFLIGHT_LOW_WATER", 0.6, minimum=0.0)
 # A frame still in flight this long after capture had its task lost (say, a worker's main
 # process was killed holding it): its capture worker records it as dropped, reason
-# "expired". Longer than the broker's redelivery (visibility timeout + restore sweep) plus
-# the stale age, so a redelivered frame gets its chance first.
+# "expired". Longer than the broker's redelivery (Redis: visibility timeout + restore sweep) plus
+# the stale age, so a redelivered frame gets its chance first; and, with either broker, longer
+# than the 30 s of outage (Redis, PostgreSQL) that stage retries wait out without a frame
+# being reaped meanwhile.
 FRAME_REAP_SECONDS = env_number(
     "FRAME_REAP_SECONDS",
-    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + FRAME_MAX_AGE_SECONDS + 20,
+    max(BROKER_REDELIVERY_SECONDS, 30) + FRAME_MAX_AGE_SECONDS + 20,
     minimum=1,
 )
 if FRAME_INFLIGHT_LOW_WATER >= FRAME_INFLIGHT_HIGH_WATER or FRAME_INFLIGHT_HIGH_WATER > 1:

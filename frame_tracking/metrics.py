@@ -118,6 +118,8 @@ class QueueReading:
     depth: int
     oldest_frame_age: float | None  # seconds since capture of the frame next in line
     consumers: int | None  # workers consuming it; None when the workers could not be asked
+    # False where the broker cannot show a waiting message (RabbitMQ): no age gauge then.
+    age_known: bool = True
 
 
 class QueueCollector:
@@ -145,12 +147,14 @@ class QueueCollector:
         )
         consumers = GaugeMetricFamily(
             "detektr_queue_consumers",
-            "Celery workers consuming a stage queue (asked with a broadcast at scrape time)",
+            "Celery workers consuming a stage queue (asked with a broadcast at scrape time; "
+            "on RabbitMQ, the queue's own consumer count)",
             labels=["queue"],
         )
         for reading in readings:
             depth.add_metric([reading.queue], reading.depth)
-            age.add_metric([reading.queue], reading.oldest_frame_age or 0.0)
+            if reading.age_known:
+                age.add_metric([reading.queue], reading.oldest_frame_age or 0.0)
             if reading.consumers is not None:
                 consumers.add_metric([reading.queue], reading.consumers)
         yield from (depth, age, consumers)

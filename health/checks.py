@@ -17,7 +17,6 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
-from kombu.exceptions import OperationalError as BrokerError
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -139,7 +138,7 @@ def redis_reachable() -> Result:
 
 def broker() -> Result:
     return reachable("broker", redact(settings.CELERY_BROKER_URL), open_broker_channel,
-                     (BrokerError, OSError, redis.RedisError),
+                     queues.BROKER_DOWN,
                      "start the broker or correct CELERY_BROKER_URL")  # fmt: skip
 
 
@@ -147,6 +146,32 @@ def open_broker_channel() -> None:
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=int(TIMEOUT))
         conn.default_channel  # noqa: B018 - opening a channel talks to the broker
+
+
+def broker_queues() -> list[Result]:
+    """RabbitMQ: each stage queue declared, with how many frames wait and how many consumers
+    RabbitMQ itself counts (Redis keeps no such record: its queues are plain lists)."""
+    if not settings.BROKER_IS_AMQP:
+        return []
+    try:
+        found = queues.declared()
+    except queues.BROKER_DOWN:
+        return []  # unreachable: the broker check says so
+    results = []
+    for queue, state in found.items():
+        if state is None:
+            results.append(
+                Result(
+                    f"broker queue {queue}",
+                    Status.FAIL,
+                    "not declared on the broker",
+                    f"start a worker for it (it declares the queue): scripts/worker.sh -Q {queue}",
+                )
+            )
+        else:
+            detail = f"{state.messages} frames waiting, {state.consumers} consumers"
+            results.append(Result(f"broker queue {queue}", Status.OK, detail))
+    return results
 
 
 def redis_safety() -> list[Result]:
@@ -382,7 +407,7 @@ HEALTH: tuple[Callable[[], Result], ...] = (database, migrations, redis_reachabl
 
 def doctor(jaeger_wait: float = 10.0) -> list[Result]:
     results = [check() for check in HEALTH]
-    results += redis_safety() + workers() + clocks()
+    results += broker_queues() + redis_safety() + workers() + clocks()
     span = test_span()
     sent = otlp(span)
     results += [sent, jaeger(span, sent.status is Status.OK, jaeger_wait), retention()]

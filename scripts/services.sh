@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) answer;
-# start them when they do not, installing Debian's packages when they are missing.
+# Make sure PostgreSQL (127.0.0.1:5432, user postgres), Redis (127.0.0.1:6379) and RabbitMQ
+# (127.0.0.1:5672, guest/guest: the tests' second broker) answer; start them when they do not,
+# installing Debian's packages when they are missing.
 set -euo pipefail
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
+rabbitmq_up() { rabbitmqctl -q status >/dev/null 2>&1; }
 
 install_missing() {
   local missing=()
   command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
@@ -30,7 +33,13 @@ if ! redis_up; then
   for _ in $(seq 30); do redis_up && break; sleep 1; done
   redis_up || { echo "Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
 fi
+if ! rabbitmq_up; then
+  install_missing
+  rabbitmq-server -detached
+  rabbitmqctl -q await_startup --timeout 120 || true
+  rabbitmq_up || { echo "RabbitMQ does not answer (rabbitmqctl status)" >&2; exit 1; }
+fi
 # Local trust auth: the postgres user needs no password from 127.0.0.1.
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='detektr'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE detektr"
-echo "services: PostgreSQL and Redis answer on 127.0.0.1"
+echo "services: PostgreSQL, Redis and RabbitMQ answer on 127.0.0.1"

@@ -42,14 +42,10 @@ def client() -> redis.Redis:
 
 @cache
 def broker() -> redis.Redis:
+    """The broker's Redis, when the broker is Redis (tasks.queues reads its queues)."""
     return redis.Redis.from_url(
         settings.CELERY_BROKER_URL, socket_timeout=5, socket_connect_timeout=5
     )
-
-
-def queue_depth(queue: str) -> int:
-    """Messages waiting in a stage's queue (kombu keeps each queue as a Redis list)."""
-    return int(broker().llen(queue))  # type: ignore[arg-type]
 
 
 def frame_key(frame_id: str) -> str:

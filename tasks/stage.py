@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import redis
 from django.conf import settings
 from opentelemetry import trace
 
 from frame_tracking import DropReason, FailReason, FrameID, FrameMetadata, FrameStatus, Stage
 from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import QUEUE_WAIT_SECONDS, STAGE_SECONDS, TRACE_BREAKS
-from tasks import frame_bytes
 
 PREVIOUS_STAGE = {
     Stage.BUFFER: Stage.CAPTURE,
@@ -36,9 +34,11 @@ def note_trace_break(meta: FrameMetadata, stage: Stage, span: trace.Span) -> Non
 def stale_detail(stage: Stage) -> str:
     """Why, with the queue's depth behind it: paid only by frames that are dropped."""
     detail = f"older than {settings.FRAME_MAX_AGE_SECONDS:g}s when {stage} picked it up"
+    from tasks import queues  # the Celery app, which imports this module's tasks
+
     try:
-        return f"{detail}; {frame_bytes.queue_depth(stage)} frames queued for {stage}"
-    except redis.RedisError:
+        return f"{detail}; {queues.depth(stage)} frames queued for {stage}"
+    except queues.BROKER_DOWN:
         return detail
 
 

@@ -218,3 +218,24 @@ def test_grafana_gets_both_datasources_and_the_dashboard():
     dashboard = json.loads((ROOT / "dashboards" / "detektr.json").read_text())
     [variable] = dashboard["templating"]["list"]
     assert variable["query"] == "prometheus"  # picks the provisioned Prometheus datasource
+
+
+def test_the_rabbitmq_profile_runs_a_broker_that_every_detektr_process_can_use(monkeypatch):
+    rabbitmq = SERVICES["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]  # off unless COMPOSE_PROFILES=rabbitmq
+    assert "healthcheck" in rabbitmq
+    assert any(volume.endswith(":/var/lib/rabbitmq") for volume in rabbitmq["volumes"])
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == "${RABBITMQ_PASSWORD:-}"
+    for name, service in OURS.items():
+        assert service["environment"]["CELERY_BROKER_URL"].startswith("${CELERY_BROKER_URL:-"), name
+        if "rabbitmq" in (service.get("depends_on") or {}):
+            assert service["depends_on"]["rabbitmq"]["required"] is False, name
+    # The URL docker/.env.example shows is one detektr's settings accept, with that vhost.
+    example = re.search(r"^# CELERY_BROKER_URL=(amqp://\S+)$", ENV_EXAMPLE, re.M)
+    assert example, "docker/.env.example shows no amqp:// CELERY_BROKER_URL"
+    url = example[1].replace("${RABBITMQ_PASSWORD}", "secret")
+    assert url.endswith("@rabbitmq:5672/" + rabbitmq["environment"]["RABBITMQ_DEFAULT_VHOST"])
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    from detektr_project.settings import env_url
+
+    assert env_url("CELERY_BROKER_URL", "", ("amqp",)) == url

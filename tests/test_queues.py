@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from kombu import Connection, Exchange, Queue
 from prometheus_client import CollectorRegistry, generate_latest
 
 from detektr_project.celery import app
@@ -16,6 +17,7 @@ from frame_tracking import FrameID, FrameMetadata
 from frame_tracking.metrics import QueueCollector, QueueReading
 from tasks import final_records, frame_bytes, queues
 from tasks.buffer import buffer
+from tests.e2e.services import RabbitVhost
 
 REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_UNIT_DB', '13')}"
 
@@ -81,3 +83,53 @@ def test_the_collector_exposes_each_queue_and_leaves_out_consumers_it_could_not_
     assert 'detektr_queue_oldest_frame_age_seconds{queue="store"} 0.0' in text
     assert 'detektr_queue_consumers{queue="buffer"} 1.0' in text
     assert 'detektr_queue_consumers{queue="store"}' not in text
+
+
+def test_the_collector_leaves_out_an_age_the_broker_cannot_show():
+    registry = CollectorRegistry()
+    registry.register(
+        QueueCollector(lambda: [QueueReading("process", 7, None, 2, age_known=False)])
+    )
+    text = generate_latest(registry).decode()
+    assert 'detektr_queue_depth{queue="process"} 7.0' in text
+    assert 'detektr_queue_consumers{queue="process"} 2.0' in text
+    assert "detektr_queue_oldest_frame_age_seconds{" not in text
+
+
+@pytest.fixture
+def rabbitmq_broker(settings) -> Iterator[RabbitVhost]:
+    """The app pointed at a RabbitMQ virtual host of the test's own."""
+    with RabbitVhost() as vhost:
+        settings.BROKER_IS_AMQP = True
+        queues._recent.clear()  # no reading of another broker
+        before = app.conf.broker_url
+        app.conf.update(broker_url=vhost.url())
+        try:
+            yield vhost
+        finally:
+            app.conf.update(broker_url=before)
+
+
+def test_on_rabbitmq_it_counts_waiting_tasks_and_consumers_from_the_queue_itself(
+    rabbitmq_broker,
+):
+    buffer_queue = Queue(
+        "buffer",
+        Exchange("buffer", type="topic"),
+        routing_key="buffer",
+        queue_arguments={"x-queue-type": "quorum"},
+    )  # fmt: skip: as settings declare it on RabbitMQ
+    with Connection(rabbitmq_broker.url()) as connection:
+        producer = connection.Producer()
+        for age in (30, 2, 1):
+            producer.publish(frame(age).to_dict(), exchange=buffer_queue.exchange,
+                             routing_key="buffer", declare=[buffer_queue])  # fmt: skip
+    assert queues.depth("buffer") == 3
+    assert queues.depth("process") == 0  # not declared yet: nothing waits in it
+    assert queues.declared()["process"] is None
+    readings = queues.readings()
+    assert [(r.queue, r.depth, r.consumers, r.age_known) for r in readings] == [
+        ("buffer", 3, 0, False)
+    ]
+    declared = queues.declared()["buffer"]  # a fresh reading: the first ones took nothing
+    assert declared is not None and declared.messages == 3

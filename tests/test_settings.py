@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -50,6 +51,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("API_RATE_LIMIT", "-5"),
         ("LOGIN_FAILURE_LIMIT", "0"),
         ("CACHE_URL", "memcached://localhost"),
+        ("CELERY_BROKER_URL", "kafka://localhost:9092"),
     ],
 )
 def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str) -> None:
@@ -64,6 +66,23 @@ def test_it_starts_with_the_laptop_defaults() -> None:
     result = manage("check", **env)
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_a_rabbitmq_broker_gets_quorum_queues_publisher_confirms_and_no_redis_options() -> None:
+    show = (
+        "import json; from detektr_project.celery import app; c = app.conf; print(json.dumps({"
+        "'queues': {q.name: [q.exchange.type, q.queue_arguments] for q in c.task_queues},"
+        "'options': c.broker_transport_options, 'detect': c.worker_detect_quorum_queues,"
+        "'reap': __import__('django.conf').conf.settings.FRAME_REAP_SECONDS}))"
+    )
+    result = manage("shell", "-c", show, CELERY_BROKER_URL="amqp://guest:guest@rabbit:5672/d")
+    assert result.returncode == 0, result.stderr
+    conf = json.loads(result.stdout.splitlines()[-1])
+    quorum = ["topic", {"x-queue-type": "quorum"}]
+    assert conf["queues"] == {"buffer": quorum, "process": quorum, "store": quorum}
+    assert conf["options"] == {"confirm_publish": True}
+    assert conf["detect"] is True
+    assert conf["reap"] == 60  # as on Redis: retries wait out a 30 s outage before reaping
 
 
 def test_it_refuses_a_low_water_mark_above_the_high_water_mark() -> None:

@@ -25,6 +25,7 @@ from detektr_project.celery import app
 from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.metadata import FrameMetadataDict
 from tests.e2e.otlp_receiver import OTLPReceiver
+from tests.e2e.services import RabbitVhost
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_TEST_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_TEST_DB', '15')}"
@@ -64,6 +65,26 @@ def pipeline_env(transactional_db: None, otlp: OTLPReceiver) -> dict[str, str]:
     )
     env.pop("OTEL_SERVICE_NAME")
     return env
+
+
+@pytest.fixture
+def rabbitmq() -> Iterator[RabbitVhost]:
+    """A RabbitMQ virtual host of the test's own on the local server, deleted afterwards."""
+    with RabbitVhost() as vhost:
+        yield vhost
+
+
+BROKERS = ["redis", "rabbitmq"]
+
+
+@pytest.fixture
+def broker_env(request: pytest.FixtureRequest, pipeline_env: dict[str, str]) -> dict[str, str]:
+    """pipeline_env with the broker a test is parametrized with (`broker`: redis or rabbitmq):
+    Redis is the test Redis database, RabbitMQ a virtual host of the test's own."""
+    if request.param == "redis":
+        return {k: v for k, v in pipeline_env.items() if k != "CELERY_BROKER_URL"}
+    vhost = request.getfixturevalue("rabbitmq")
+    return {**pipeline_env, "CELERY_BROKER_URL": vhost.url()}
 
 
 class Worker:

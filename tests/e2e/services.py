@@ -1,5 +1,6 @@
-"""Services that tests take down on purpose: a Redis server of their own, and a TCP proxy in
-front of PostgreSQL that can be unplugged (an outage without stopping the shared server)."""
+"""Services that tests take down on purpose: a Redis server of their own, a TCP proxy in
+front of PostgreSQL or RabbitMQ that can be unplugged (an outage without stopping the shared
+server), and a RabbitMQ virtual host of a test's own on the shared local RabbitMQ."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import redis
@@ -160,3 +162,38 @@ class Blackhole:
         self.listener.close()
         for connection in self.held:
             connection.close()
+
+
+class RabbitVhost:
+    """A virtual host of its own on the local RabbitMQ (127.0.0.1:5672, guest/guest), made
+    with rabbitmqctl and deleted with everything in it: queues never leak between tests."""
+
+    def __init__(self) -> None:
+        self.name = f"detektr_test_{uuid.uuid4().hex[:12]}"
+
+    def url(self, port: int = 5672) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{port}/{self.name}"
+
+    def __enter__(self) -> RabbitVhost:
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        rabbitmqctl("delete_vhost", self.name)
+
+    def messages(self) -> dict[str, int]:
+        """Messages in each queue, ready and unacknowledged."""
+        listed = rabbitmqctl("list_queues", "-p", self.name, "--no-table-headers", "name",
+                             "messages")  # fmt: skip
+        return {
+            name: int(count)
+            for name, count in (line.split("\t") for line in listed.splitlines() if "\t" in line)
+        }
+
+
+def rabbitmqctl(*args: str) -> str:
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr or done.stdout}")
+    return done.stdout

@@ -17,7 +17,7 @@ from django.contrib.auth.models import Permission, User
 from frame_tracking import FrameID
 from frames import report
 from frames.models import Frame
-from tests.e2e.conftest import ROOT, wait_until
+from tests.e2e.conftest import BROKERS, ROOT, wait_until
 from tests.e2e.jaeger_api import JaegerQueryAPI
 from tests.e2e.otlp_receiver import OTLPReceiver
 from tests.e2e.services import free_port
@@ -74,9 +74,10 @@ def test_a_canary_arrives_complete_and_stays_out_of_the_camera_figures(
     assert root.parent_span_id == "00f067aa0ba902b7"
 
 
-def test_it_names_the_stage_queue_no_worker_consumes(start_worker, pipeline_env):
-    start_worker("-Q", "buffer,store", "--pool", "solo")
-    result = send_test_frame(pipeline_env, "--timeout", "10")
+@pytest.mark.parametrize("broker_env", BROKERS, indirect=True)
+def test_it_names_the_stage_queue_no_worker_consumes(start_worker, broker_env):
+    start_worker("-Q", "buffer,store", "--pool", "solo", env=broker_env)
+    result = send_test_frame(broker_env, "--timeout", "10")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "no worker consumes the process queue; nothing sent" in result.stderr
     assert not Frame.objects.exists()
@@ -90,8 +91,9 @@ def test_it_says_when_redis_is_down(pipeline_env):
     assert "Traceback" not in result.stderr
 
 
-def test_it_times_out_naming_where_frames_wait(start_worker, pipeline_env):
-    env = {**pipeline_env, "FRAME_PROCESSORS": "tests.e2e.processors.Sleepy",
+@pytest.mark.parametrize("broker_env", BROKERS, indirect=True)
+def test_it_times_out_naming_where_frames_wait(start_worker, broker_env):
+    env = {**broker_env, "FRAME_PROCESSORS": "tests.e2e.processors.Sleepy",
            "SLEEPY_SECONDS": "8"}  # fmt: skip
     start_worker("-c", "1", env=env)
     result = send_test_frame(env, "--timeout", "3")

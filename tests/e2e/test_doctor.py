@@ -148,3 +148,27 @@ def test_an_unmigrated_database_fails_with_migrate_as_the_fix(doctor_env, empty_
     assert int(count) > 2
     assert any(part.startswith("frames ") for part in apps.split(", ")), apps
     assert checks["migrations"]["fix"] == "python manage.py migrate"
+
+
+def test_it_checks_a_rabbitmq_broker_its_stage_queues_and_their_consumers(
+    start_worker, doctor_env, rabbitmq
+):
+    env = {**doctor_env, "CELERY_BROKER_URL": rabbitmq.url()}
+    _, away, _ = doctor({**env, "CELERY_BROKER_URL": rabbitmq.url(port=free_port())})
+    assert away["broker"]["status"] == "FAIL", away["broker"]
+    assert away["broker"]["fix"] == "start the broker or correct CELERY_BROKER_URL"
+    assert "guest:guest" not in away["broker"]["detail"]  # the password stays out
+
+    start_worker("-Q", "buffer,store", "-c", "1", env=env)  # declares the queues it consumes
+    status, checks, _ = doctor(env)
+    assert status == 1
+    assert checks["broker"]["status"] == "ok", checks["broker"]
+    for queue in ("buffer", "store"):
+        assert checks[f"broker queue {queue}"]["status"] == "ok"
+        assert checks[f"broker queue {queue}"]["detail"] == "0 frames waiting, 1 consumers"
+    assert checks["broker queue process"]["status"] == "FAIL"
+    assert "scripts/worker.sh -Q process" in checks["broker queue process"]["fix"]
+    assert checks["queue process"]["status"] == "FAIL"  # no worker answers for it either
+    assert "consumed by celery@" in checks["queue store"]["detail"]
+    # Frame bytes, sequences and in-flight sets stay in Redis, and its settings still matter.
+    assert checks["redis eviction"]["status"] == "ok"

@@ -79,6 +79,30 @@ def test_the_web_apps_health_is_what_compose_checks(pipeline_env, tmp_path):
         assert healthcheck("web", web.port, broken).returncode != 0
 
 
+def test_the_web_apps_health_and_queue_gauges_on_a_rabbitmq_broker(
+    start_worker, pipeline_env, rabbitmq, tmp_path
+):
+    env = {**pipeline_env, "CELERY_BROKER_URL": rabbitmq.url()}
+    start_worker("-Q", "process", "-c", "1", env=env)
+    with WebServer(env, tmp_path / "web.log") as web:
+        status, body = get(f"{web.url}/health")
+        assert status == 200, body
+        assert json.loads(body)["checks"]["broker"] == "ok"
+        metrics = get(f"{web.url}/metrics")[1].decode()
+    # From the queue itself: depth and consumers; RabbitMQ shows no waiting message, so the
+    # oldest frame's age is left out rather than reported as 0.
+    assert 'detektr_queue_depth{queue="process"} 0.0' in metrics
+    assert 'detektr_queue_consumers{queue="process"} 1.0' in metrics
+    assert "detektr_queue_oldest_frame_age_seconds{" not in metrics
+    away = {**env, "CELERY_BROKER_URL": rabbitmq.url(port=free_port())}
+    with WebServer(away, tmp_path / "web-away.log") as web:
+        status, body = get(f"{web.url}/health")
+        assert status == 503
+        assert json.loads(body)["failed"] == ["broker"]  # Redis, on its own URL, answers
+        metrics = get(f"{web.url}/metrics")[1].decode()
+    assert "detektr_queue_depth{" not in metrics  # no depth that nobody read
+
+
 def capture_health(port: int) -> tuple[int, dict]:
     try:
         status, body = get(f"http://127.0.0.1:{port}/health", timeout=5)

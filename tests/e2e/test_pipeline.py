@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from frames.models import Frame
-from tests.e2e.conftest import run_capture, wait_until
+from tests.e2e.conftest import BROKERS, run_capture, wait_until
 from tests.e2e.otlp_receiver import OTLPReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.e2e
@@ -79,13 +79,17 @@ def test_every_synthetic_frame_is_stored_with_one_complete_trace(start_worker, p
     assert first.width == 640 and first.height == 360 and (first.size_bytes or 0) > 1000
 
 
+@pytest.mark.parametrize("broker_env", BROKERS, indirect=True)
 def test_a_pipeline_split_across_stage_workers_keeps_one_trace_per_frame(
-    start_worker, pipeline_env, otlp
+    start_worker, broker_env, otlp
 ):
+    # A node name each, as on separate hosts (RabbitMQ refuses a second worker's control
+    # queue under a name already in use: the worker exits with RESOURCE_LOCKED).
     workers = [
-        start_worker("-Q", stage, "--pool", "solo") for stage in ("buffer", "process", "store")
+        start_worker("-Q", stage, "-n", f"{stage}@%h", "--pool", "solo", env=broker_env)
+        for stage in ("buffer", "process", "store")
     ]
-    run_capture(pipeline_env, "--camera", "cam02", "--source", SYNTHETIC, "--frames", "90")
+    run_capture(broker_env, "--camera", "cam02", "--source", SYNTHETIC, "--frames", "90")
     frames = wait_for_frames(90)
     for worker in workers:
         worker.stop()

@@ -30,7 +30,7 @@ from frame_tracking.status import FrameStatus
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 from frames.analyzer import journey_lines
 from frames.models import Frame
-from tasks import frame_bytes
+from tasks import queues
 from workers.canary import send_test_frame, stage_consumers
 
 ARRIVED_INCOMPLETE, TIMED_OUT, NO_WORKER, UNREACHABLE = 1, 2, 3, 4
@@ -152,7 +152,7 @@ class Command(BaseCommand):
 
 def queue_depths() -> str:
     try:
-        depths = {queue: frame_bytes.queue_depth(queue) for queue in ("buffer", "process", "store")}
-    except UNAVAILABLE as exc:
+        depths = {queue: queues.depth(queue) for queue in queues.stage_queues()}
+    except queues.BROKER_DOWN as exc:
         return f"queue depths unknown ({exc})"
     return "frames waiting: " + ", ".join(f"{q} {n}" for q, n in depths.items())
