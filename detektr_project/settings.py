@@ -96,6 +96,14 @@ def env_database(name: str, default: str) -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"{name}={value!r}: only postgres:// and sqlite:// are supported"
         )
+    if config["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "DATABASE_PREPARED_STATEMENTS", True
+    ):
+        # Statements run on a server-binding cursor (the store's INSERT) are prepared on
+        # first use: parsed and planned once per connection. Django's own queries bind on
+        # the client and are never prepared. Turn off behind PgBouncer < 1.21 in transaction
+        # pooling mode.
+        config.setdefault("OPTIONS", {})["prepare_threshold"] = 0
     return dict(config)
 
 
@@ -323,6 +331,10 @@ DETEKTR_API_TOKENS = env_tokens("DETEKTR_API_TOKENS")
 # unless FRAME_KEEP_BYTES is true.
 FRAME_TTL_SECONDS = env_int("FRAME_TTL_SECONDS", 60, minimum=1)
 FRAME_KEEP_BYTES = env_bool("FRAME_KEEP_BYTES", False)
+# How long frame rows are kept: `manage.py frames_partitions` (run daily) drops the days older
+# than this (whole partitions on PostgreSQL) and creates FRAME_PARTITIONS_AHEAD_DAYS ahead.
+FRAME_RETENTION_DAYS = env_int("FRAME_RETENTION_DAYS", 30, minimum=1)
+FRAME_PARTITIONS_AHEAD_DAYS = env_int("FRAME_PARTITIONS_AHEAD_DAYS", 7, minimum=1)
 # Where a capture worker keeps the records of frames that Redis or the broker never took
 # (an outage at exit); the next run for the camera sends them.
 CAPTURE_JOURNAL_DIR = env_str("CAPTURE_JOURNAL_DIR", str(BASE_DIR / "var" / "capture"))

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,7 +24,7 @@ from frame_tracking.identity import CAMERA_ID_PATTERN, FrameID
 from frame_tracking.status import FINAL_STATUSES, REASONS, FrameStatus
 from frames import report
 from frames.forms import WINDOWS, OverviewQuery, timestamp
-from frames.models import Frame, StageEpochs
+from frames.models import Frame, FrameQuerySet, StageEpochs
 
 TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 SEARCH_HELP = "An exact frame id, a 32-hex trace id, or a camera id (its frames)."
@@ -106,12 +106,16 @@ class EstimatedCountPaginator(Paginator):
         query = getattr(self.object_list, "query", None)
         if connection.vendor == "postgresql" and query is not None and not query.where:
             with connection.cursor() as cursor:
+                # The table's own estimate, or its partitions' (a partitioned parent's is -1).
                 cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
-                    [Frame._meta.db_table],
+                    "SELECT sum(greatest(c.reltuples, 0))::bigint FROM pg_class c "
+                    "WHERE c.oid = %s::regclass OR c.oid IN "
+                    "(SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)",
+                    [Frame._meta.db_table, Frame._meta.db_table],
                 )
                 row = cursor.fetchone()
-            if row and row[0] > 100_000:  # small tables: exact is cheap and less surprising
+            # Small tables: exact is cheap and less surprising.
+            if row and row[0] is not None and row[0] > 100_000:
                 return int(row[0])
         return super().count
 
@@ -180,6 +184,18 @@ class FrameAdmin(admin.ModelAdmin):
             messages.warning(request, f"Nothing can match {term[:80]!r}. {SEARCH_HELP}")
             return queryset.none(), False
         return queryset.filter(frame_id=frame_id, captured_at=frame_id.timestamp), False
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Frame | None:
+        """The change page's URL carries the frame id: its capture time names the one
+        partition to read (an id that does not parse, a frame recorded as invalid_frame_id,
+        is looked up by id alone)."""
+        try:
+            frame_id = FrameID.parse(object_id)
+        except ValueError:
+            return super().get_object(request, object_id, from_field)
+        return cast(FrameQuerySet, self.get_queryset(request)).with_frame_id(frame_id).first()
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         accepts = FILTER_PARAMETERS.get(lookup)
@@ -260,6 +276,6 @@ class FrameAdmin(admin.ModelAdmin):
             "window": window,
             "since": until - WINDOWS[window],
             "until": until,
-            "cameras": report.overview(Frame.objects.all(), until - WINDOWS[window], until),
+            "cameras": report.camera_overview(until - WINDOWS[window], until),
         }
         return TemplateResponse(request, "admin/frames/frame/overview.html", context)

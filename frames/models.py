@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypedDict
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Q
 
 from frame_tracking.metadata import StageTiming
@@ -179,18 +180,18 @@ class FrameQuerySet(models.QuerySet["Frame"]):
             return [row[0] for row in cursor.fetchall()]
 
 
-UNIQUE = ("id", "frame_id", "captured_at")
-
-
 def choices(values: Iterable[str]) -> list[tuple[str, str]]:
     return [(str(value), str(value)) for value in values]
 
 
 class Frame(models.Model):
-    frame_id = models.CharField(max_length=160)
+    # The frame's own id is its key; no surrogate. On PostgreSQL the table's primary key is
+    # (frame_id, captured_at), as partitioning by capture time requires (migration 0005);
+    # the id names its capture time, so a lookup by id names its partition (with_frame_id).
+    frame_id = models.CharField(max_length=160, primary_key=True)
     camera_id = models.CharField(max_length=64)
     sequence = models.BigIntegerField()
-    # The partition key to be: every unique key includes it (see docs/ARCHITECTURE.md).
+    # The partition key: one partition a day on PostgreSQL (frames/partitions.py).
     captured_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=choices(FINAL_STATUSES))
     # why it was dropped or failed; "" for a stored frame
@@ -219,11 +220,8 @@ class Frame(models.Model):
     objects = FrameQuerySet.as_manager()
 
     class Meta:
-        constraints = [
-            # A redelivered store updates this row instead of adding one; also serves
-            # GET /frames?frame_id= and GET /frames/<frame_id>.
-            models.UniqueConstraint(fields=["frame_id", "captured_at"], name="frame_id_unique"),
-        ]
+        # The primary key keeps a redelivered store to one row; it also serves
+        # GET /frames?frame_id= and GET /frames/<frame_id> and the admin's change page.
         indexes = [
             # GET /frames?trace_id=…, admin search by trace id.
             models.Index(fields=["trace_id"], name="frame_trace_id"),
@@ -253,7 +251,8 @@ class Frame(models.Model):
     def record(cls, meta: FrameMetadata, *, finished_at: datetime | None = None) -> Frame:
         """Write one frame's final state (see record_many); returns the frame as given."""
         frame = cls.from_metadata(meta, finished_at or datetime.now(tz=UTC))
-        _upsert([frame])
+        if not _insert_new([frame]) and frame.status == FrameStatus.STORED:
+            _upgrade_to_stored(frame)
         return frame
 
     @classmethod
@@ -265,18 +264,23 @@ class Frame(models.Model):
         The first final status written for a frame stands, except that "stored" replaces a
         drop or failure (a frame reaped as expired that store got to after all). A late
         duplicate never turns a stored frame into a drop, and a redelivered store changes
-        nothing. One statement: no window between check and write. The answer says which
-        rows were written or changed, so the metrics count frames, not attempts.
+        nothing. A new frame costs one INSERT … ON CONFLICT DO NOTHING, no check before it;
+        only a stored record whose row exists already tries an UPDATE of a row that is not
+        stored, each a single atomic statement. The answer says which rows were written or
+        changed, so the metrics count frames, not attempts.
         """
         finished_at = finished_at or datetime.now(tz=UTC)
         # One record per frame (the last), or PostgreSQL refuses to touch a row twice.
-        frames = {meta.frame_id: cls.from_metadata(meta, finished_at) for meta in metas}
-        recorded = Recorded([], [])
-        for frame_id, inserted, previous_reason in _upsert(list(frames.values())):
-            if inserted:
-                recorded.inserted.append(frames[frame_id])
-            else:
-                recorded.changed.append((frames[frame_id], previous_reason or "unknown"))
+        frames = list(
+            {meta.frame_id: cls.from_metadata(meta, finished_at) for meta in metas}.values()
+        )
+        inserted = _insert_new(frames)
+        recorded = Recorded([frame for frame in frames if frame.frame_id in inserted], [])
+        for frame in frames:
+            if frame.frame_id not in inserted and frame.status == FrameStatus.STORED:
+                previous = _upgrade_to_stored(frame)  # rare: a redelivery or a reaped frame
+                if previous is not None:
+                    recorded.changed.append((frame, previous or "unknown"))
         return recorded
 
     @classmethod
@@ -356,6 +360,38 @@ class Frame(models.Model):
 FRAME_KEYS = tuple(FrameDict.__annotations__)
 
 
+class CameraMinute(models.Model):
+    """One camera's frames captured in one minute, kept by the table itself as frames finish:
+    on PostgreSQL a trigger on frames_frame adds each inserted row and moves a row whose
+    status changes (migration 0005), so the 24 h camera overview reads 1,440 rows per camera
+    instead of 2.6M frames (frames/report.camera_overview). Canary frames stay out, as they
+    do from every camera figure. SQLite keeps no rollup: its overview counts the frames."""
+
+    pk = models.CompositePrimaryKey("camera_id", "minute")
+    camera_id = models.CharField(max_length=64)
+    minute = models.DateTimeField()  # UTC, the start of the minute
+    frames = models.BigIntegerField(default=0)
+    numbered = models.BigIntegerField(default=0)  # frames with a sequence number (>= 0)
+    stored = models.BigIntegerField(default=0)
+    dropped = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    first_sequence = models.BigIntegerField(null=True)
+    last_sequence = models.BigIntegerField(null=True)
+    first_at = models.DateTimeField(null=True)
+    last_at = models.DateTimeField(null=True)
+    reasons = models.JSONField(default=dict)  # "dropped:stale" -> frames
+    # Stored frames' capture->stored latency as a log histogram: bucket -> frames, bucket
+    # b >= 1 holding [LATENCY_BASE**(b-1), LATENCY_BASE**b) ms and 0 everything below 1 ms.
+    latency = models.JSONField(default=dict)
+
+    class Meta:
+        # The key's index serves the overview's window: camera_id, minute range.
+        ordering = ["camera_id", "minute"]
+
+
+LATENCY_BASE = 1.1  # a bucket's midpoint is within ±5 % of any latency in it
+
+
 class Recorded(NamedTuple):
     """What a Frame.record_many call changed in the table."""
 
@@ -364,63 +400,114 @@ class Recorded(NamedTuple):
     changed: list[tuple[Frame, str]]
 
 
-# The names are the model's own; every value is a parameter.
-UPSERT = """
-    INSERT INTO {table} ({columns}) VALUES {rows}
-    ON CONFLICT (frame_id, captured_at) DO UPDATE SET {updates}
-    WHERE {table}.status <> %s AND EXCLUDED.status = %s
-    RETURNING {returning}
+# The names are the model's own; every value is a parameter. The conflict target is the
+# primary key: (frame_id, captured_at) on PostgreSQL, frame_id on SQLite.
+INSERT = "INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT ({key}) DO NOTHING"
+# The row as it was before this statement (`previous`: the FROM list reads the statement's
+# snapshot) gives the reason the metric is labelled with.
+UPGRADE = """
+    UPDATE {table} SET {updates} FROM {table} AS previous
+    WHERE {table}.frame_id = %s AND {table}.captured_at = %s AND {table}.status <> %s
+      AND previous.frame_id = {table}.frame_id AND previous.captured_at = {table}.captured_at
+    RETURNING previous.reason
 """
-# xmax = 0: the row is new. A subquery in RETURNING reads the statement's snapshot, so it
-# sees the row as it was before this statement changed it.
-RETURNING_POSTGRESQL = """id, frame_id, (xmax = 0),
-    (SELECT previous.reason FROM {table} AS previous WHERE previous.id = {table}.id)"""
 
 
-def _upsert(frames: list[Frame]) -> list[tuple[str, bool, str | None]]:
-    """INSERT … ON CONFLICT for the rows; (frame_id, inserted, previous reason) of each row
-    written or changed, whose frames get their primary key. See Frame.record_many."""
-    if not frames:
-        return []
-    fields = [field for field in Frame._meta.concrete_fields if field.name != "id"]
-    columns = [connection.ops.quote_name(field.column) for field in fields]
-    table = Frame._meta.db_table
-    postgresql = connection.vendor == "postgresql"
-    sql = UPSERT.format(  # noqa: S608
-        table=table,
-        columns=", ".join(columns),
-        rows=", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(frames)),
-        updates=", ".join(f"{column} = EXCLUDED.{column}" for column in columns),
-        returning=RETURNING_POSTGRESQL.format(table=table) if postgresql else "id, frame_id",
-    )
-    params = [
-        field.get_db_prep_save(getattr(frame, field.attname), connection)
-        for frame in frames
-        for field in fields
+def _fields() -> list[Any]:
+    return list(Frame._meta.concrete_fields)
+
+
+def _values(frame: Frame) -> list[Any]:
+    return [
+        field.get_db_prep_save(getattr(frame, field.attname), connection) for field in _fields()
     ]
-    params += [FrameStatus.STORED.value, FrameStatus.STORED.value]
-    if postgresql:  # one statement, atomic by itself: no BEGIN/COMMIT round trips
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-    else:
-        with transaction.atomic(), connection.cursor() as cursor:
-            # SQLite has no xmax, and one writer at a time: it asks before writing.
-            previous = _previous_reasons(frames)
-            cursor.execute(sql, params)
-            rows = [
-                (pk, frame_id, frame_id not in previous, previous.get(frame_id))
-                for pk, frame_id in cursor.fetchall()
-            ]
-    by_id = {frame.frame_id: frame for frame in frames}
-    for pk, frame_id, *_ in rows:
-        by_id[frame_id].pk = pk
-    return [(frame_id, bool(inserted), reason) for _, frame_id, inserted, reason in rows]
 
 
-def _previous_reasons(frames: list[Frame]) -> dict[str, str]:
-    existing = Frame.objects.filter(frame_id__in=[frame.frame_id for frame in frames])
-    return dict(existing.values_list("frame_id", "reason"))
+def _insert_new(frames: list[Frame]) -> set[str]:
+    """INSERT … ON CONFLICT DO NOTHING: the ids of the frames that got their row.
+
+    One frame, the store stage's case, is one statement and nothing else: server-side
+    bound (a prepared statement on PostgreSQL: parsed and planned once per connection), no
+    transaction around it, nothing returned (the row count says whether it was new).
+    """
+    if not frames:
+        return set()
+    columns = [connection.ops.quote_name(field.column) for field in _fields()]
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    postgresql = connection.vendor == "postgresql"
+    sql = INSERT.format(  # noqa: S608
+        table=Frame._meta.db_table,
+        columns=", ".join(columns),
+        rows=", ".join([row] * len(frames)),
+        key="frame_id, captured_at" if postgresql else "frame_id",
+    )
+    params = [value for frame in frames for value in _values(frame)]
+    if len(frames) == 1:
+        with _bound_cursor() as cursor:
+            cursor.execute(sql, params)
+            return {frames[0].frame_id} if cursor.rowcount == 1 else set()
+    with connection.cursor() as cursor:  # a batch: its rows say which frames were new
+        cursor.execute(sql + " RETURNING frame_id", params)
+        return {frame_id for (frame_id,) in cursor.fetchall()}
+
+
+def _upgrade_to_stored(frame: Frame) -> str | None:
+    """A stored record replaces a dropped or failed row: the reason the row had, or None
+    when the row was stored already (a redelivered store changes nothing)."""
+    columns = [connection.ops.quote_name(field.column) for field in _fields()]
+    table = Frame._meta.db_table
+    params = [*_values(frame), frame.frame_id, frame.captured_at, FrameStatus.STORED.value]
+    if connection.vendor != "postgresql":  # SQLite: RETURNING sees only the target table
+        with transaction.atomic():
+            previous = Frame.objects.filter(frame_id=frame.frame_id).exclude(status="stored")
+            reason = previous.values_list("reason", flat=True).first()
+            if reason is not None:
+                previous.update(**{f.attname: getattr(frame, f.attname) for f in _fields()})
+            return reason
+    sql = UPGRADE.format(  # noqa: S608
+        table=table, updates=", ".join(f"{column} = %s" for column in columns)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
+class _bound_cursor:  # noqa: N801 - used like connection.cursor()
+    """Django's cursor wrapper (so execute wrappers and query logging see the statement)
+    around a psycopg cursor that binds on the server; psycopg prepares its statements when
+    the connection's prepare_threshold allows (DATABASES OPTIONS, settings.py)."""
+
+    def __enter__(self) -> Any:
+        if connection.vendor != "postgresql":
+            self._cursor = connection.cursor()
+            return self._cursor
+        from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+            ServerBindingCursor,
+        )
+
+        connection.ensure_connection()
+        raw = ServerBindingCursor(connection.connection)
+        logged = connection.queries_logged
+        self._cursor = _LoggedAsWritten(raw, connection) if logged else connection.make_cursor(raw)
+        return self._cursor
+
+    def __exit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+
+class _LoggedAsWritten(CursorDebugWrapper):
+    """Logs the statement as written: a prepared statement's execution leaves psycopg no
+    query text for Django's last_executed_query."""
+
+    def debug_sql(
+        self,
+        sql: Any = None,
+        params: Any = None,
+        use_last_executed_query: bool = False,
+        many: bool = False,
+    ) -> Any:
+        return super().debug_sql(sql, params, use_last_executed_query=False, many=many)
 
 
 def _json(value: Any) -> Any:

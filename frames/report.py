@@ -9,8 +9,10 @@ camera overview, `GET /frames/report`, `manage.py frames_report` and the demo al
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypedDict
 
 from django.db import connection, models
@@ -18,7 +20,7 @@ from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
 from django.db.models.functions import Lag
 
 from frame_tracking.status import FrameStatus
-from frames.models import Frame
+from frames.models import LATENCY_BASE, CameraMinute, Frame
 
 PERCENTILES = (0.5, 0.95, 0.99)
 NUMBERED = Q(sequence__gte=0)  # -1: a frame whose id did not parse and had no sequence
@@ -65,6 +67,133 @@ def overview(frames: QuerySet[Frame], since: datetime, until: datetime) -> list[
     """
     window = frames.filter(CAMERA_FRAMES, captured_at__gte=since, captured_at__lt=until)
     return _cameras(window, lambda row: (_span(row), _seconds(row)))
+
+
+def camera_overview(since: datetime, until: datetime) -> list[CameraOverview]:
+    """The overview of [since, until) read from the per-minute rollup (frames_cameraminute):
+    the whole minutes inside the window from their rollup rows (at most 1,440 a camera in
+    24 h), the part-minutes at its two edges from the frames themselves. Counts equal a count
+    over the frames; latency percentiles come from the rollup's histogram (within ±5 %); lost
+    and duplicate figures assume the camera's sequence numbers are distinct (Redis gives each
+    frame its own): `frames_report` counts the distinct ones. SQLite keeps no rollup: there
+    it is overview() itself."""
+    if connection.vendor != "postgresql":
+        return overview(Frame.objects.all(), since, until)
+    first_whole, last_whole = _next_minute(since), _minute(until)
+    tallies: dict[str, Tally] = {}
+    edges = Q(captured_at__gte=since, captured_at__lt=until)
+    if first_whole < last_whole:
+        for row in CameraMinute.objects.filter(minute__gte=first_whole, minute__lt=last_whole):
+            tallies.setdefault(row.camera_id, Tally()).add_minute(row)
+        edges = Q(captured_at__gte=since, captured_at__lt=first_whole) | Q(
+            captured_at__gte=last_whole, captured_at__lt=until
+        )
+    frames = Frame.objects.filter(CAMERA_FRAMES).filter(edges).order_by()
+    for camera_id, sequence, at, status, reason, latency in frames.values_list(
+        "camera_id", "sequence", "captured_at", "status", "reason", "latency_ms"
+    ):
+        tallies.setdefault(camera_id, Tally()).add_frame(sequence, at, status, reason, latency)
+    return [tallies[c].overview(c) for c in sorted(tallies) if tallies[c].frames]
+
+
+def _minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def _next_minute(t: datetime) -> datetime:
+    return t if t == _minute(t) else _minute(t) + timedelta(minutes=1)
+
+
+def latency_bucket(latency_ms: float) -> int:
+    """The rollup's histogram bucket (SQL: frames_latency_bucket, migration 0005)."""
+    return 0 if latency_ms < 1 else 1 + math.floor(math.log(latency_ms) / math.log(LATENCY_BASE))
+
+
+def _bucket_ms(bucket: int) -> float:
+    """A bucket's geometric midpoint: within ±5 % of every latency in it."""
+    return 0.5 if bucket == 0 else LATENCY_BASE ** (bucket - 0.5)
+
+
+@dataclass
+class Tally:
+    """One camera's frames, summed from rollup minutes and single frames alike."""
+
+    frames: int = 0
+    numbered: int = 0
+    stored: int = 0
+    dropped: int = 0
+    failed: int = 0
+    first_sequence: int | None = None
+    last_sequence: int | None = None
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    reasons: Counter[str] = field(default_factory=Counter)  # "dropped:stale" -> frames
+    latency: Counter[int] = field(default_factory=Counter)  # bucket -> stored frames
+
+    def add_minute(self, row: CameraMinute) -> None:
+        self.frames += row.frames
+        self.numbered += row.numbered
+        self.stored, self.dropped, self.failed = (
+            self.stored + row.stored, self.dropped + row.dropped, self.failed + row.failed
+        )  # fmt: skip
+        self._bounds(row.first_sequence, row.last_sequence, row.first_at, row.last_at)
+        self.reasons.update({k: int(n) for k, n in row.reasons.items()})
+        self.latency.update({int(b): int(n) for b, n in row.latency.items()})
+
+    def add_frame(
+        self, sequence: int, at: datetime, status: str, reason: str, latency_ms: float | None
+    ) -> None:
+        self.frames += 1
+        numbered = sequence if sequence >= 0 else None
+        self.numbered += numbered is not None
+        self._bounds(numbered, numbered, at, at)
+        if status == FrameStatus.STORED:
+            self.stored += 1
+            if latency_ms is not None:
+                self.latency[latency_bucket(latency_ms)] += 1
+            return
+        self.dropped += status == FrameStatus.DROPPED
+        self.failed += status == FrameStatus.FAILED
+        self.reasons[f"{status}:{reason or 'unknown'}"] += 1
+
+    def _bounds(
+        self, low: int | None, high: int | None, first: datetime | None, last: datetime | None
+    ) -> None:
+        def pick(a: Any, b: Any, best: Callable[..., Any]) -> Any:
+            return b if a is None else a if b is None else best(a, b)
+
+        self.first_sequence = pick(self.first_sequence, low, min)
+        self.last_sequence = pick(self.last_sequence, high, max)
+        self.first_at = pick(self.first_at, first, min)
+        self.last_at = pick(self.last_at, last, max)
+
+    def percentile(self, fraction: float) -> float | None:
+        """percentile_cont's rank, read off the histogram: the midpoint of its bucket."""
+        total = sum(self.latency.values())
+        if not total:
+            return None
+        rank, seen = fraction * (total - 1), 0
+        for bucket in sorted(self.latency):
+            seen += self.latency[bucket]
+            if seen > rank:
+                return round(_bucket_ms(bucket), 3)
+        return round(_bucket_ms(max(self.latency)), 3)
+
+    def overview(self, camera_id: str) -> CameraOverview:
+        span = 0 if self.first_sequence is None else self.last_sequence - self.first_sequence + 1  # type: ignore[operator]
+        sequences = min(self.numbered, span)
+        row = {
+            "camera_id": camera_id, "frames": self.frames, "numbered": self.numbered,
+            "sequences": sequences, "stored": self.stored, "dropped": self.dropped,
+            "failed": self.failed, "first_at": self.first_at, "last_at": self.last_at,
+        }  # fmt: skip
+        reasons: dict[str, dict[str, int]] = {}
+        for key, n in self.reasons.items():
+            if n:
+                status, _, reason = key.partition(":")
+                reasons.setdefault(status, {})[reason] = n
+        latencies = tuple(self.percentile(f) for f in PERCENTILES)
+        return _camera(row, reasons, latencies, span, _seconds(row))
 
 
 def window_report(
@@ -214,12 +343,12 @@ def _outcomes_by_camera(frames: QuerySet[Frame]) -> QuerySet[Frame, dict[str, An
         frames.order_by("camera_id")
         .values("camera_id")
         .annotate(
-            frames=Count("id"),
-            numbered=Count("id", filter=NUMBERED),
+            frames=Count("frame_id"),
+            numbered=Count("frame_id", filter=NUMBERED),
             sequences=Count("sequence", filter=NUMBERED, distinct=True),
-            stored=Count("id", filter=Q(status=FrameStatus.STORED)),
-            dropped=Count("id", filter=Q(status=FrameStatus.DROPPED)),
-            failed=Count("id", filter=Q(status=FrameStatus.FAILED)),
+            stored=Count("frame_id", filter=Q(status=FrameStatus.STORED)),
+            dropped=Count("frame_id", filter=Q(status=FrameStatus.DROPPED)),
+            failed=Count("frame_id", filter=Q(status=FrameStatus.FAILED)),
             first=Min("sequence", filter=NUMBERED),
             last=Max("sequence", filter=NUMBERED),
             first_at=Min("captured_at"),
@@ -248,7 +377,7 @@ def _reasons_by_camera(frames: QuerySet[Frame]) -> dict[str, dict[str, dict[str,
         frames.exclude(status=FrameStatus.STORED)
         .order_by()
         .values_list("camera_id", "status", "reason")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("frame_id"))
     )
     reasons: dict[str, dict[str, dict[str, int]]] = {}
     for camera_id, status, reason, n in rows:

@@ -170,7 +170,8 @@ def test_the_overview_counts_outcomes_loss_and_latency_per_camera(
     assert (gate["frames"], gate["stored"], gate["dropped"], gate["failed"]) == (6, 5, 1, 0)
     assert gate["dropped_by_reason"] == {"stale": 1}
     assert gate["lost"] == 3  # 3, 4 and 7 (7 was captured before the window)
-    assert gate["p95_latency_ms"] == pytest.approx(40.0)
+    # From the per-minute rollup's latency histogram: within 5 %.
+    assert gate["p95_latency_ms"] == pytest.approx(40.0, rel=0.05)
     # The rate while it captured (6 frames over 5 s, plus one frame's time), not over 5 min.
     assert gate["fps"] == pytest.approx(1.0, rel=1e-3)
     assert b"stale: 1" in response.content

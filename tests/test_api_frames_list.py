@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -289,13 +290,34 @@ def test_it_rejects_a_repeated_parameter(api_client: Client) -> None:
 INDEXED_QUERIES = [
     ({"trace_id": "0" * 32}, ["frame_trace_id"], False),
     # Both name the exact (captured_at, frame_id) pair: one index probe either way.
-    ({"frame_id": FRAME_ID}, ["frame_id_unique", "frame_time"], False),
+    ({"frame_id": FRAME_ID}, ["frames_frame_pkey", "frame_time"], False),
     ({"camera": "cam01", "since": "2026-11-28T00:00:00Z"}, ["frame_camera_time"], True),
     # Rare statuses are the ones worth filtering on; "stored" is most rows.
     ({"status": "failed"}, ["frame_status_time_id"], True),
     ({"reason": "corrupt_frame"}, ["frame_reason_time_id"], True),
     ({}, ["frame_time"], True),
 ]
+
+
+# On PostgreSQL each partition has its own copy of the model's indexes, named by PostgreSQL
+# after the partition and the columns (frames_frame_p20261129_trace_id_idx).
+PARTITION_INDEX = {
+    "frame_trace_id": "trace_id_idx",
+    "frames_frame_pkey": "pkey",
+    "frame_camera_time": "camera_id_captured_at_frame_id_idx",
+    "frame_status_time_id": "status_captured_at_frame_id_idx",
+    "frame_reason_time_id": "reason_captured_at_frame_id_idx",
+    "frame_time": "captured_at_frame_id_idx",
+}
+
+
+def uses_index(plan: str, index: str) -> bool:
+    partition = rf"using frames_frame_(p\d{{8}}|default)_{PARTITION_INDEX[index]} on"
+    if f"using {index} on" in plan or re.search(partition, plan):
+        return True
+    # Partition pruning can prove a page empty from its bounds alone (a frame id's page after
+    # that very frame): nothing is read at all.
+    return "One-Time Filter: false" in plan
 
 
 def fill_with_frames(rows: int, cameras: int) -> None:
@@ -334,7 +356,7 @@ def test_each_filter_is_served_by_an_index(
         # Forbidding a sort shows whether the index also yields the newest-first order.
         cursor.execute(f"SET LOCAL enable_sort = {'off' if ordered_by_index else 'on'}")
         plan = page.explain()
-    assert any(f"using {index} on" in plan for index in indexes), plan
+    assert any(uses_index(plan, index) for index in indexes), plan
     if ordered_by_index:
         assert "Sort" not in plan, plan
 
