@@ -308,6 +308,8 @@ class System:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        if profile:
+            spies.append(self.py_spy(profile, "capture", capture.pid, seconds))
         _, status, usage = os.wait4(capture.pid, 0)
         capture.returncode = os.waitstatus_to_exitcode(status)
         if capture.returncode:
@@ -345,32 +347,28 @@ class System:
     def spy(self, profile: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
         profile.mkdir(parents=True, exist_ok=True)
         pids = [(f"main{n}", w.pid) for n, w in enumerate(self.workers)]
-        pids += [
-            (f"pool{n}", pid)
-            for n, pid in enumerate(child for w in self.workers for child in children(w.pid))
+        pool = [child for w in self.workers for child in children(w.pid)]
+        pids += [(f"pool{n}", pid) for n, pid in enumerate(pool)]
+        return [self.py_spy(profile, label, pid, seconds) for label, pid in pids]
+
+    def py_spy(
+        self, profile: Path, label: str, pid: int, seconds: float
+    ) -> subprocess.Popen[bytes]:
+        command = [
+            str(Path(PYTHON).with_name("py-spy")),
+            "record",
+            "-p",
+            str(pid),
+            "-r",
+            "50",
+            "-d",
+            str(int(seconds)),
+            "-f",
+            "raw",
+            "-o",
+            str(profile / f"{self.name}-{label}.txt"),
         ]
-        spy = str(Path(PYTHON).with_name("py-spy"))
-        return [
-            subprocess.Popen(
-                [
-                    spy,
-                    "record",
-                    "-p",
-                    str(pid),
-                    "-d",
-                    str(int(seconds)),
-                    "-r",
-                    "50",
-                    "-f",
-                    "raw",
-                    "-o",
-                    str(profile / f"{self.name}-{label}.txt"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for label, pid in pids
-        ]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_for_rows(
         self, conn: psycopg.Connection[Any], frames: int
