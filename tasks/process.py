@@ -11,10 +11,9 @@ from django.utils.module_loading import import_string
 
 from detektr_project.celery import app
 from frame_tracking import DropReason, FailReason, FrameMetadata, Stage
-from frame_tracking.metadata import FrameMetadataDict
 from tasks import frame_bytes
 from tasks.processors import BaseProcessor, ProcessorError
-from tasks.stage import run_stage
+from tasks.stage import Message, run_stage
 
 
 @cache
@@ -48,5 +47,5 @@ def analyse(meta: FrameMetadata) -> None:
     autoretry_for=frame_bytes.REDIS_DOWN,
     **frame_bytes.RETRY_POLICY,
 )
-def process(payload: FrameMetadataDict) -> FrameMetadataDict:
+def process(payload: Message) -> Message:
     return run_stage(Stage.PROCESS, payload, analyse)
