@@ -21,12 +21,18 @@ def processors() -> tuple[BaseProcessor, ...]:
     return tuple(import_string(path)() for path in settings.FRAME_PROCESSORS)
 
 
+def decode_flag() -> int:
+    """The processors' common decode (BaseProcessor.decode), else full colour."""
+    wanted = {processor.decode for processor in processors()}
+    return wanted.pop() if len(wanted) == 1 else cv2.IMREAD_COLOR
+
+
 def analyse(meta: FrameMetadata) -> None:
     data = frame_bytes.load(meta.frame_id)
     if data is None:
         meta.drop(Stage.PROCESS, DropReason.MISSING_BYTES, "frame bytes expired before processing")
         return
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), decode_flag())
     if image is None:
         detail = f"{len(data)} bytes do not decode as an image"
         meta.fail(Stage.PROCESS, FailReason.CORRUPT_FRAME, detail)
