@@ -16,14 +16,16 @@ def frames() -> list[np.ndarray]:
     source = SyntheticSource.from_url("synthetic://?width=1280&height=720")
     source.open()
     pattern = source.read()
+    assert pattern is not None
     rng = np.random.default_rng(7)
     texture = cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 3)
     dark = (pattern // 4).astype(np.uint8)
-    return [pattern, texture, dark]  # type: ignore[list-item]
+    return [pattern, texture, dark]
 
 
 def scores(data: bytes, flag: int) -> dict[str, float]:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    assert image is not None
     meta = FrameMetadata(
         frame_id=FrameID.generate("cam01"), timestamp=FrameID.generate("c").timestamp
     )
