@@ -4,6 +4,8 @@
         [--rounds 3] [--offer-fps 200] [--offer-seconds 20] [--latency-fps 30]
         [--latency-seconds 20] [--size 1280x720] [--shape prefork2|solo2|threads2]
         [--systems detektr,naive] [--env detektr:NAME=VALUE ...] [--profile DIR]
+        [--variant LABEL:NAME=VALUE,... ...]   # more detektr systems beside the others, e.g.
+        #   --variant solo:SHAPE=solo2 --variant events:CELERY_WORKER_SEND_TASK_EVENTS=true
 
 Everything runs against private services started here, so the counts are the pipeline's own:
 a redis-server on a free port (broker and frame bytes; INFO commandstats per run), PostgreSQL
@@ -211,8 +213,14 @@ class System:
     worker_app = ""
     queues = ""
 
-    def __init__(self, services: Services, args: argparse.Namespace) -> None:
+    def __init__(self, services: Services, args: argparse.Namespace, name: str = "") -> None:
         self.services, self.args = services, args
+        self.name = name or self.name
+        # A variant (--variant LABEL:NAME=VALUE,...): detektr with more environment; SHAPE=
+        # sets its worker shape, ROOT= runs another checkout of detektr.
+        self.extra = dict(args.variants.get(self.name.removeprefix("detektr-"), {}))
+        self.shape = self.extra.pop("SHAPE", args.shape)
+        self.root = Path(self.extra.pop("ROOT", ROOT))  # another checkout, e.g. the last release
         self.workers: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 
@@ -221,7 +229,7 @@ class System:
 
     def worker_commands(self) -> list[list[str]]:
         base = [PYTHON, "-m", "celery", "-A", self.worker_app, "worker", "-l", "warning"]
-        shape = self.args.shape if self.name == "detektr" else "prefork2"
+        shape = self.shape if self.name.startswith("detektr") else "prefork2"
         if shape == "prefork2":
             return [[*base, "-c", "2"]]
         if shape == "threads2":
@@ -238,7 +246,7 @@ class System:
             self.workers.append(
                 subprocess.Popen(
                     command,
-                    cwd=ROOT,
+                    cwd=self.root,
                     env=self.env(),
                     stdout=log.open("wb"),
                     stderr=subprocess.STDOUT,
@@ -303,7 +311,7 @@ class System:
         spies = self.spy(profile, seconds) if profile else []
         capture = subprocess.Popen(
             self.capture_command(fps, frames),
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -404,6 +412,7 @@ class Detektr(System):
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.update(self.args.detektr_env)
+        env.update(self.extra)
         return env
 
     def truncate(self) -> None:
@@ -557,10 +566,10 @@ def report(results: dict[str, dict[str, list[Run]]], args: argparse.Namespace) -
     print(f"{'':<42}" + "".join(f"{n:<44}" for n in names))
     for i, label in enumerate(labels):
         print(f"{label:<42}" + "".join(f"{lines[n][i]:<44}" for n in names))
-    if "detektr" in medians and "naive" in medians:
-        d, n = medians["detektr"], medians["naive"]
+    for name in [n for n in names if n.startswith("detektr")] if "naive" in medians else []:
+        d, n = medians[name], medians["naive"]
         print(
-            f"ratios detektr/naive: capacity {d['capacity'] / max(n['capacity'], 1e-9):.2f}x, "
+            f"ratios {name}/naive: capacity {d['capacity'] / max(n['capacity'], 1e-9):.2f}x, "
             f"CPU per frame {d['cpu'] / max(n['cpu'], 1e-9):.2f}x, "
             f"p95 {d['p95'] / max(n['p95'], 1e-9):.2f}x"
         )
@@ -591,11 +600,23 @@ def main() -> None:
         default=[],
         help="detektr:NAME=VALUE, extra environment for detektr's processes",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="LABEL:NAME=VALUE,... another detektr system, run beside the others, with this "
+        "environment (SHAPE=solo2 sets its worker shape)",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles into this directory")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.offer_seconds, args.latency_seconds = 1, 8, 8
     args.detektr_env = dict(item.removeprefix("detektr:").split("=", 1) for item in args.env)
+    args.variants = {}
+    for variant in args.variant:
+        label, _, settings = variant.partition(":")
+        args.variants[label] = dict(item.split("=", 1) for item in settings.split(",") if item)
+        args.systems += f",detektr-{label}"
     prepare_database()
     redis_server, redis_url = start_redis()
     results: dict[str, dict[str, list[Run]]] = {}
@@ -614,10 +635,12 @@ def main() -> None:
             kinds = {"detektr": Detektr, "naive": Naive}
             for round_ in range(args.rounds):
                 for name in args.systems.split(","):
-                    system = kinds[name](services, args)
+                    system = kinds[name.split("-")[0]](services, args, name)
                     system.start()
                     try:
-                        profile = args.profile if args.profile and name == "detektr" else None
+                        profile = (
+                            args.profile if args.profile and name.startswith("detektr") else None
+                        )
                         cap = system.run(conn, args.offer_fps, args.offer_seconds, profile)
                         lat = system.run(conn, args.latency_fps, args.latency_seconds)
                     finally:
