@@ -430,7 +430,11 @@ if WORKER_METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     )
 # Workers log through LOGGING above, so their lines carry trace_id, span_id and frame_id too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
+# Task events (Flower's live view) cost the worker's main process a PUBLISH per task state,
+# about a third of its CPU (docs/performance.md): off unless someone watches. Flower turns
+# them on at run time (its --enable_events, on by default); by hand:
+# `celery -A detektr control enable_events` (and `disable_events`).
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 # A task's spans are exported before the broker hears it is done, so a worker killed after
 # that takes none of them along; it waits this long at most (0: never waits), and a tracing
 # backend slower than that is not waited for during the next 10 s (frame_tracking/completeness).

@@ -44,8 +44,10 @@ def service_name_for(queues: list[str]) -> str:
 
 def start_worker_tracing() -> None:
     provider = configure_tracing(default_service_name=service_name_for(_served_queues))
+    if provider is None:  # OTEL_SDK_DISABLED: no hooks on every task for a no-op tracer
+        return
     CeleryInstrumentor().instrument()
-    if provider is not None and settings.TRACE_FLUSH_TIMEOUT_MS:
+    if settings.TRACE_FLUSH_TIMEOUT_MS:
         flusher = SpanFlusher(provider, settings.TRACE_FLUSH_TIMEOUT_MS / 1000)
         # Connected after the instrumentor's own task_postrun receiver, which ends the run
         # span: receivers are called in the order they were connected.

@@ -142,6 +142,26 @@ class FrameMetadata:
             return cast(FrameMetadataDict, {**self.extra, **record})
         return record
 
+    def to_message(self) -> dict[str, Any]:
+        """The record as a stage task's message carries it: `to_dict()` without what a reader
+        gets back anyway — empty and default fields, the capture time, camera and sequence
+        when the frame id says them — so each hop sends what is known beyond the id (timings,
+        results, status) and not the whole record's blanks. `from_dict()` reads it."""
+        record: dict[str, Any] = dict(self.to_dict())
+        frame_id = self.frame_id
+        if isinstance(frame_id, FrameID):
+            if self.timestamp == frame_id.timestamp:
+                del record["timestamp"]
+            if self.camera_id == frame_id.camera_id:
+                del record["camera_id"]
+            if self.sequence == frame_id.sequence:
+                del record["sequence"]
+        for key, default in _DEFAULTS.items():
+            value = record.get(key, default)
+            if value is default or (type(value) is type(default) and value == default):
+                record.pop(key, None)
+        return record
+
     @classmethod
     def from_dict(cls, data: object) -> FrameMetadata:
         """Load any version's record; ValueError if it is not a record or lacks its identity."""
@@ -152,7 +172,7 @@ class FrameMetadata:
         if not data.get("frame_id"):
             raise ValueError("frame record has no frame_id")
         if data.get("timestamp") is None:
-            raise ValueError(f"frame record {data['frame_id']!r:.80} has no timestamp")
+            data = {**data, "timestamp": _timestamp_from_id(data["frame_id"])}
         unknown = data.keys() - _KNOWN_KEYS
         trace_context = data.get("trace_context")
         return cls(
@@ -197,6 +217,20 @@ class FrameMetadata:
 
 
 _KNOWN_KEYS = frozenset(FrameMetadataDict.__annotations__)
+# Keys to_message() leaves out at these values; from_dict() reads them back as such.
+_DEFAULTS: dict[str, object] = {
+    "source": "", "width": None, "height": None, "format": "", "size_bytes": None,
+    "trace_context": None, "timings": {}, "results": {}, "status": FrameStatus.CAPTURED.value,
+    "reason": "", "stage": "", "error": "", "test": False,
+}  # fmt: skip
+
+
+def _timestamp_from_id(frame_id: object) -> datetime:
+    """A message without its capture time (to_message()) names a frame whose id has it."""
+    try:
+        return FrameID.parse(str(frame_id)).timestamp
+    except ValueError:
+        raise ValueError(f"frame record {frame_id!r:.80} has no timestamp") from None
 
 
 def _version(data: dict[str, Any]) -> int:
@@ -216,6 +250,8 @@ def _upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_timestamp(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return _utc(value)
     if isinstance(value, str):
         try:
             return _utc(datetime.fromisoformat(value))

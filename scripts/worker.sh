@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start `celery -A detektr worker` with Prometheus multiprocess metrics: a fresh
 # PROMETHEUS_MULTIPROC_DIR shared by the pool processes, served by the main process on
-# WORKER_METRICS_PORT (default 9808). Arguments go to the worker, e.g. scripts/worker.sh -Q process
+# WORKER_METRICS_PORT (default 9808). Arguments go to the worker, e.g.
+# `scripts/worker.sh -Q process --pool solo` (solo workers are the recommended shape: README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9808}"

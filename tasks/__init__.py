@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import chain
 from celery.canvas import Signature
 
@@ -9,12 +11,20 @@ from frame_tracking import FrameMetadata
 
 
 def frame_pipeline(meta: FrameMetadata) -> Signature:
-    """buffer → process → store for one frame; each link gets the previous one's payload."""
+    """buffer → process → store for one frame; each link gets the previous one's payload,
+    the frame's record as a message carries it (FrameMetadata.to_message()). Each message
+    names the frame in `argsrepr` (what Flower and the worker's log show) instead of a
+    repr of the payload, which Celery would otherwise compute and send on every hop."""
     from tasks.buffer import buffer
     from tasks.process import process
     from tasks.store import store
 
-    return chain(buffer.s(meta.to_dict()), process.s(), store.s())
+    shown: dict[str, Any] = {"argsrepr": f"({str(meta.frame_id)!r},)", "kwargsrepr": "{}"}
+    return chain(
+        buffer.signature((meta.to_message(),), options=shown),
+        process.signature(options=shown),
+        store.signature(options=shown),
+    )
 
 
 def final_records(metas: list[FrameMetadata]) -> Signature:

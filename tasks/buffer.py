@@ -6,9 +6,8 @@ from django.conf import settings
 
 from detektr_project.celery import app
 from frame_tracking import DropReason, FrameMetadata, Stage
-from frame_tracking.metadata import FrameMetadataDict
 from tasks import frame_bytes
-from tasks.stage import run_stage
+from tasks.stage import Message, run_stage
 
 
 def admit(meta: FrameMetadata) -> None:
@@ -26,5 +25,5 @@ def admit(meta: FrameMetadata) -> None:
     autoretry_for=frame_bytes.REDIS_DOWN,
     **frame_bytes.RETRY_POLICY,
 )
-def buffer(payload: FrameMetadataDict) -> FrameMetadataDict:
+def buffer(payload: Message) -> Message:
     return run_stage(Stage.BUFFER, payload, admit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from opentelemetry import trace
@@ -11,6 +12,10 @@ from opentelemetry import trace
 from frame_tracking import DropReason, FailReason, FrameID, FrameMetadata, FrameStatus, Stage
 from frame_tracking.metadata import FrameMetadataDict
 from frame_tracking.metrics import QUEUE_WAIT_SECONDS, STAGE_SECONDS, TRACE_BREAKS
+
+# What a stage task receives and returns: FrameMetadata.to_message(), or an older writer's
+# to_dict() (from_dict() reads both).
+Message = FrameMetadataDict | dict[str, Any]
 
 PREVIOUS_STAGE = {
     Stage.BUFFER: Stage.CAPTURE,
@@ -46,9 +51,7 @@ def is_stale(meta: FrameMetadata, now: float) -> bool:
     return now - meta.timestamp.timestamp() > settings.FRAME_MAX_AGE_SECONDS
 
 
-def run_stage(
-    stage: Stage, payload: FrameMetadataDict, work: Callable[[FrameMetadata], None]
-) -> FrameMetadataDict:
+def run_stage(stage: Stage, payload: Message, work: Callable[[FrameMetadata], None]) -> Message:
     """Run one stage's work on a frame that is still live and return the payload for the next."""
     started = time.time()
     meta = FrameMetadata.from_dict(payload)
@@ -77,4 +80,4 @@ def run_stage(
         work(meta)
     timing["ended_at"] = time.time()
     STAGE_SECONDS.labels(stage).observe(timing["ended_at"] - started)
-    return meta.to_dict()
+    return meta.to_message()

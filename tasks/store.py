@@ -15,7 +15,7 @@ from frame_tracking.status import REASONS
 from frames.models import Frame, Recorded
 from tasks import frame_bytes
 from tasks.frame_bytes import REDIS_DOWN, RETRY_POLICY
-from tasks.stage import run_stage
+from tasks.stage import Message, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def count(recorded: Recorded) -> None:
     autoretry_for=(OperationalError, InterfaceError, *REDIS_DOWN),
     **RETRY_POLICY,
 )
-def store(payload: FrameMetadataDict) -> dict[str, str]:
+def store(payload: Message) -> dict[str, str]:
     result = run_stage(Stage.STORE, payload, record)
     return {"frame_id": result["frame_id"], "status": result["status"]}
 

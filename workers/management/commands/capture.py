@@ -72,8 +72,8 @@ class Command(BaseCommand):
         if options["metrics_port"]:
             # /health answers 503 while the camera is starting, stalled or reconnecting.
             metrics.serve(options["metrics_port"], health=worker.state.health)
-        configure_tracing(default_service_name="detektr-capture")
-        CeleryInstrumentor().instrument()
+        if configure_tracing(default_service_name="detektr-capture") is not None:
+            CeleryInstrumentor().instrument()  # not for a no-op tracer (OTEL_SDK_DISABLED)
         try:
             stats = worker.run()
         except CameraBusy as exc:
