@@ -51,7 +51,9 @@ def test_the_total_over_all_cameras_sheds_too(bounds: None):
     backpressure = Backpressure()
     backpressure.update(1, 80)
     assert backpressure.shedding
-    assert backpressure.describe() == "in flight: camera 1/10, all 80/100 (utilisation 80%)"
+    assert backpressure.describe() == (
+        "in flight: camera 1/10 (limit for a 100 ms latency budget), all 80/100 (utilisation 80%)"
+    )
 
 
 def test_the_journal_gives_back_every_record_a_killed_run_wrote(journal_dir: Path):

@@ -31,6 +31,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("FRAME_TTL_SECONDS", "soon"),
         ("FRAME_TTL_SECONDS", "0"),
         ("FRAME_INFLIGHT_PER_CAMERA", "1.5"),
+        ("FRAME_LATENCY_BUDGET_MS", "fast"),
+        ("FRAME_LATENCY_BUDGET_MS", "-100"),
         ("JAEGER_UI_URL", "jaeger:16686"),
         ("LOG_LEVEL", "chatty"),
         ("WORKER_METRICS_PORT", "-1"),
