@@ -98,13 +98,14 @@ class Outage:
 # and publishes them in one Redis hash; all cameras read the same hash and apply the same rule.
 ADMISSION_KEY = "detektr:admission"
 ADMISSION_INTERVAL = 1.0  # seconds between adjustments: ~100 completions at this machine's rate
-# Frames every camera may keep in flight whatever the measurements say: the pipeline never
-# starves, and a camera that was shed down still finishes frames that measure the rate.
-ADMISSION_FLOOR = 2
-# Where a camera starts before anything is measured (Netflix concurrency-limits' default):
-# a run's first frames are not shed while the workers warm up, nor can a start into overload
-# queue more than a fraction of a second before the first adjustment.
-ADMISSION_START = 20
+# Frames every camera may keep in flight whatever the measurements say: a camera that was
+# shed down still finishes frames that measure the rate. One each: with 4 cameras on a
+# pipeline finishing 40 frames/s the floor alone is already 100 ms in flight.
+ADMISSION_FLOOR = 1
+# Where a camera starts before anything is measured: what a 30 fps camera needs for a
+# 100 ms budget, and one more. A start into overload queues at most this per camera before
+# the first adjustment; a camera that keeps up grows past it when it needs to.
+ADMISSION_START = 4
 # A camera's published load older than this is a camera that stopped.
 ADMISSION_STALE = 5 * ADMISSION_INTERVAL
 ADMISSION_KEEP = 3600  # seconds the hash outlives its last writer (the report shows it)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import signal
 import time
 from datetime import UTC, datetime
 
@@ -37,18 +39,25 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, pipeline_env
     env = {**pipeline_env, "REDIS_URL": server.url, "CAPTURE_JOURNAL_DIR": str(tmp_path)}
     try:
         worker = start_worker("-c", "2", env=env)
-        capture = start_capture(env, "--camera", "cam21", "--source", SMALL, "--duration", "16")
+        # No --duration: the capture runs until the test has seen the outage and the recovery,
+        # however long a slow machine takes to get there.
+        capture = start_capture(env, "--camera", "cam21", "--source", SMALL)
         frames = Frame.objects.filter(camera_id="cam21")
-        assert wait_until(lambda: frames.filter(status="stored").count() >= 30, 60)
+        assert wait_until(lambda: frames.filter(status="stored").count() >= 30, 120)
         server.stop()
         time.sleep(3)  # the outage
         server.start()
         back = datetime.now(UTC)
+        recovered = frames.filter(status="stored", captured_at__gt=back)
+        deadline = time.monotonic() + 240
         # kombu 5.7 can end a worker with "Unrecoverable error" when its broker connection
         # drops: run it as a service manager would, restarting it when it exits.
         while capture.poll() is None:
             if worker.process.poll() is not None:
                 worker = start_worker("-c", "2", env=env)
+            if time.monotonic() > deadline or recovered.count() >= 30:
+                capture.send_signal(signal.SIGTERM)  # ends cleanly, drains what is in flight
+                deadline = math.inf
             time.sleep(0.5)
         run = finish_capture(capture)
         counts = account("cam21", run)
@@ -68,12 +77,15 @@ def test_store_waits_out_a_30_second_database_outage(start_worker, pipeline_env)
     env = {**pipeline_env, "DATABASE_URL": database}
     try:
         start_worker("-c", "2", env=env)
-        capture = start_capture(env, "--camera", "cam22", "--source", SMALL, "--duration", "10")
+        # No --duration: frames are still being captured when the outage begins, however
+        # long a slow machine took to store the first 30.
+        capture = start_capture(env, "--camera", "cam22", "--source", SMALL)
         stored = Frame.objects.filter(camera_id="cam22", status="stored")
-        assert wait_until(lambda: stored.count() >= 30, 60)
+        assert wait_until(lambda: stored.count() >= 30, 120)
         proxy.unplug()
         time.sleep(30)  # the outage
         proxy.plug()
+        capture.send_signal(signal.SIGTERM)  # ends cleanly, drains what is in flight
         run = finish_capture(capture)
         counts = account("cam22", run)
     finally:
