@@ -445,7 +445,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- In-flight bound (backpressure) ----------------------------------------------------------
 # Frames between capture and their final status, per camera and over all cameras. Capture
 # sheds frames at the source (reason "backpressure") once either reaches the high-water mark
-# and resumes below the low-water mark.
+# of its limit and resumes below the low-water mark. The limit follows a latency budget: each
+# second it is set from the rate at which the pipeline finishes frames (Little's law: frames
+# in flight = rate x time in flight), shared fairly between the cameras (workers/ledger.py).
+# FRAME_INFLIGHT_PER_CAMERA and FRAME_INFLIGHT_TOTAL are the hard ceilings; a budget of 0
+# turns adaptation off and makes them the limits (the fixed bound of earlier releases).
+FRAME_LATENCY_BUDGET_MS = env_number("FRAME_LATENCY_BUDGET_MS", 100.0, minimum=0)
 FRAME_INFLIGHT_PER_CAMERA = env_int("FRAME_INFLIGHT_PER_CAMERA", 90, minimum=1)
 FRAME_INFLIGHT_TOTAL = env_int("FRAME_INFLIGHT_TOTAL", 360, minimum=1)
 FRAME_INFLIGHT_HIGH_WATER = env_number("FRAME_INFLIGHT_HIGH_WATER", 0.8, minimum=0.01)

@@ -73,6 +73,12 @@ INFLIGHT_UTILISATION = Gauge(
     "capture sheds from the high-water mark down to the low-water mark",
     ["camera"],
 )
+INFLIGHT_LIMIT = Gauge(
+    "detektr_inflight_limit",
+    "Frames the camera may have in flight now: its fair share of what the pipeline finishes "
+    "within the latency budget (FRAME_LATENCY_BUDGET_MS), at most FRAME_INFLIGHT_PER_CAMERA",
+    ["camera"],
+)
 CAMERA_RECONNECTS = Counter(
     "detektr_camera_reconnects_total", "Times a capture worker reopened its source", ["camera"]
 )

@@ -9,18 +9,21 @@ camera overview, `GET /frames/report`, `manage.py frames_report` and the demo al
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypedDict
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
 from django.db.models.functions import Lag
 
 from frame_tracking.status import FrameStatus
 from frames.models import LATENCY_BASE, CameraMinute, Frame
+from workers import ledger
 
 PERCENTILES = (0.5, 0.95, 0.99)
 NUMBERED = Q(sequence__gte=0)  # -1: a frame whose id did not parse and had no sequence
@@ -49,6 +52,9 @@ class CameraOverview(TypedDict):
 
 class CameraReport(CameraOverview):
     gaps: list[tuple[int, int]]  # the first runs of lost sequence numbers, (first, last)
+    # Frames the camera may have in flight now (FRAME_LATENCY_BUDGET_MS), as its capture
+    # worker last published it; None when no capture worker runs the camera now.
+    inflight_limit: int | None
 
 
 class Report(TypedDict):
@@ -202,11 +208,16 @@ def window_report(
     """GET /frames/report and frames_report: the overview with each camera's first gaps."""
     frames = Frame.objects.filter(camera_id=camera) if camera else Frame.objects.all()
     window = frames.filter(CAMERA_FRAMES, captured_at__gte=since, captured_at__lt=until)
+    limits = inflight_limits()
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
         "cameras": [
-            {**camera, "gaps": sequence_gaps(window, camera["camera_id"], gap_limit)}
+            {
+                **camera,
+                "gaps": sequence_gaps(window, camera["camera_id"], gap_limit),
+                "inflight_limit": limits.get(camera["camera_id"]),
+            }
             for camera in overview(frames, since, until)
         ],
     }
@@ -218,7 +229,26 @@ def run_report(camera_id: str, first: int, last: int, gap_limit: int = 20) -> Ca
     frames = Frame.objects.filter(CAMERA_FRAMES, camera_id=camera_id, sequence__range=(first, last))
     cameras = _cameras(frames, lambda row: (last - first + 1, _seconds(row)))
     (camera,) = cameras or [_camera({"camera_id": camera_id}, {}, (None,) * 3, last - first + 1, 0)]
-    return {**camera, "gaps": _gaps_of_run(frames, camera_id, first, last, gap_limit)}
+    return {
+        **camera,
+        "gaps": _gaps_of_run(frames, camera_id, first, last, gap_limit),
+        "inflight_limit": inflight_limits().get(camera_id),
+    }
+
+
+def inflight_limits() -> dict[str, int]:
+    """Each running camera's in-flight limit, as its capture worker publishes it every
+    second; nothing when Redis cannot be asked (the report is about the rows)."""
+    try:
+        loads = ledger.published_limits()
+    except ledger.UNAVAILABLE:
+        return {}
+    now = time.time()
+    return {
+        camera: load.limit
+        for camera, load in loads.items()
+        if now - load.at <= ledger.ADMISSION_STALE
+    }
 
 
 def sequence_gaps(frames: QuerySet[Frame], camera_id: str, limit: int) -> list[tuple[int, int]]:
@@ -254,10 +284,17 @@ def describe(camera: CameraReport) -> str:
         lines.append(
             f"  capture->stored latency  p50 {p50:.1f} ms  p95 {p95:.1f} ms  p99 {p99:.1f} ms"
         )
+    if camera["inflight_limit"] is not None:
+        lines.append(f"  in-flight limit now  {camera['inflight_limit']} frames" + _budget())
     if camera["gaps"]:
         gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in camera["gaps"])
         lines.append(f"  lost sequence numbers: {gaps}")
     return "\n".join(lines)
+
+
+def _budget() -> str:
+    budget = settings.FRAME_LATENCY_BUDGET_MS
+    return f"   (latency budget {budget:g} ms)" if budget else "   (fixed)"
 
 
 def _by_reason(reasons: dict[str, int]) -> str:

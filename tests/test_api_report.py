@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from io import StringIO
 
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 from django.test import Client
 
 from frames.report import run_report
 from tests.conftest import BASE_TIME, FrameFactory
+from workers.ledger import ADMISSION_KEY, CameraLoad
 
 pytestmark = pytest.mark.django_db
 WINDOW = {"since": BASE_TIME.isoformat(), "until": (BASE_TIME + timedelta(hours=1)).isoformat()}
@@ -124,3 +127,18 @@ def test_a_run_counts_the_frames_it_lost_at_its_ends(frame_factory: FrameFactory
 def test_a_run_with_no_rows_lost_every_frame(db: None):
     run = run_report("cam07", 1, 5)
     assert (run["captured"], run["frames"], run["lost"], run["gaps"]) == (5, 0, 5, [(1, 5)])
+
+
+def test_it_shows_each_running_cameras_in_flight_limit(
+    api_client: Client, frames: None, unit_redis: redis.Redis
+):
+    now = time.time()
+    for camera, limit, at in (("cam01", 7, now), ("cam02", 40, now - 3600)):  # cam02 stopped
+        load = CameraLoad(offered=30, finished=25, in_flight=5, limit=limit, at=at)
+        unit_redis.hset(ADMISSION_KEY, camera, load.to_json())
+    cam01, cam02 = api_client.get("/frames/report", WINDOW).json()["cameras"]
+    assert (cam01["inflight_limit"], cam02["inflight_limit"]) == (7, None)
+    out = StringIO()
+    call_command("frames_report", "--since", WINDOW["since"], "--until", WINDOW["until"],
+                 stdout=out)  # fmt: skip
+    assert "in-flight limit now  7 frames   (latency budget 100 ms)" in out.getvalue()

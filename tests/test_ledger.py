@@ -21,6 +21,7 @@ from workers.ledger import BATCH, Backpressure, CaptureStats, FinalRecords, Jour
 def bounds(settings: Any) -> None:
     settings.FRAME_INFLIGHT_PER_CAMERA, settings.FRAME_INFLIGHT_TOTAL = 10, 100
     settings.FRAME_INFLIGHT_HIGH_WATER, settings.FRAME_INFLIGHT_LOW_WATER = 0.8, 0.6
+    settings.FRAME_LATENCY_BUDGET_MS = 0  # the fixed bound: tests/test_admission.py adapts it
 
 
 @pytest.fixture

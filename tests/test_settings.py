@@ -36,6 +36,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("FRAME_RETENTION_DAYS", "a month"),
         ("FRAME_PARTITIONS_AHEAD_DAYS", "0"),
         ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
+        ("FRAME_LATENCY_BUDGET_MS", "fast"),
+        ("FRAME_LATENCY_BUDGET_MS", "-100"),
         ("JAEGER_UI_URL", "jaeger:16686"),
         ("LOG_LEVEL", "chatty"),
         ("WORKER_METRICS_PORT", "-1"),

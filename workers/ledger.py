@@ -2,7 +2,9 @@
 ends as exactly one row, whatever happens to the pipeline, Redis or the broker after it.
 
 - Backpressure: shed at the source while the frames in flight sit between the high- and
-  low-water marks (hysteresis, so shedding does not flap).
+  low-water marks of the camera's limit (hysteresis, so shedding does not flap). The limit
+  follows the latency budget (Admission): each second it becomes the camera's fair share of
+  the frames the pipeline finishes within the budget.
 - Final records the worker writes itself — frames shed at the source, frames the broker
   never took, frames reaped as expired — go into a journal on disk first, then to the store
   queue in batches; a segment of the journal is deleted only once the broker has taken it.
@@ -12,15 +14,17 @@ ends as exactly one row, whatever happens to the pipeline, Redis or the broker a
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import redis
 from django.conf import settings
@@ -28,7 +32,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from opentelemetry import context as otel_context
 
 from frame_tracking import DropReason, FrameID, FrameMetadata, Stage
-from frame_tracking.metrics import INFLIGHT_FRAMES, INFLIGHT_UTILISATION
+from frame_tracking.metrics import INFLIGHT_FRAMES, INFLIGHT_LIMIT, INFLIGHT_UTILISATION
 from tasks import final_records, frame_bytes
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ class CaptureStats:
     unnumbered: int = 0  # read while Redis could not number them; never given a FrameID
     first_sequence: int | None = None  # the run's frames, when it captured any
     last_sequence: int | None = None
+    inflight_limit: int | None = None  # the camera's in-flight limit at the end of the run
 
 
 @dataclass
@@ -87,18 +92,209 @@ class Outage:
         self.until = time.monotonic() + self.seconds
 
 
+# Admission: how many frames a camera may have in flight.
+# Each camera's capture worker measures, every interval, the frames offered to it (captured),
+# the frames that left its in-flight set (finished downstream) and its mean count in flight,
+# and publishes them in one Redis hash; all cameras read the same hash and apply the same rule.
+ADMISSION_KEY = "detektr:admission"
+ADMISSION_INTERVAL = 1.0  # seconds between adjustments: ~100 completions at this machine's rate
+# Frames every camera may keep in flight whatever the measurements say: a camera that was
+# shed down still finishes frames that measure the rate. One each: with 4 cameras on a
+# pipeline finishing 40 frames/s the floor alone is already 100 ms in flight.
+ADMISSION_FLOOR = 1
+# Where a camera starts before anything is measured: what a 30 fps camera needs for a
+# 100 ms budget, and one more. A start into overload queues at most this per camera before
+# the first adjustment; a camera that keeps up grows past it when it needs to.
+ADMISSION_START = 4
+# A camera's published load older than this is a camera that stopped.
+ADMISSION_STALE = 5 * ADMISSION_INTERVAL
+ADMISSION_KEEP = 3600  # seconds the hash outlives its last writer (the report shows it)
+
+
+@dataclass(frozen=True)
+class CameraLoad:
+    """One camera's last interval, as it publishes it for the others (rates in frames/s)."""
+
+    offered: float  # frames that reached admission: sent down the pipeline or shed
+    finished: float  # frames that left the in-flight set: stored, dropped or failed downstream
+    in_flight: float  # mean frames in flight
+    limit: int
+    at: float = 0.0  # Unix time of the measurement
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CameraLoad:
+        return cls(**json.loads(text))
+
+
+def fair_shares(total: float, demands: dict[str, float]) -> dict[str, float]:
+    """Max-min fair split of `total`: a camera that wants less than an equal share gets what
+    it wants, the others split the rest equally."""
+    shares: dict[str, float] = {}
+    left, waiting = total, sorted(demands, key=lambda camera: demands[camera])
+    while waiting:
+        equal = left / len(waiting)
+        camera = waiting[0]
+        if demands[camera] > equal:
+            shares.update((camera, equal) for camera in waiting)
+            break
+        shares[camera] = demands[camera]
+        left -= demands[camera]
+        waiting.pop(0)
+    return shares
+
+
+@dataclass
+class Admission:
+    """The camera's in-flight limit, from the latency budget and the measured service rate.
+
+    In the spirit of adaptive concurrency limits (Netflix's concurrency-limits, Envoy's
+    adaptive concurrency), with Little's law as the gradient: frames in flight = finish rate
+    x time in flight. All cameras share one pipeline, so over all cameras the mean time in
+    flight is W = (frames in flight) / (frames finished per second), and the pipeline can hold
+    `budget x finish rate` frames in flight and still finish them within the budget. That
+    total is split max-min fairly by what each camera offers (offered rate x budget). Then:
+
+    - over the budget (W > budget): the limit drops to the camera's share at once;
+    - within it and shedding: the limit grows toward the share, at most doubling per interval
+      (the measured rate is only what the present limit let through), and past it by one
+      frame an interval while frames spend under half the budget in flight: when the pipeline
+      keeps up, the finish rate is the offered rate and says nothing of its capacity, so the
+      limit probes (additive increase, as in AIMD) where there is clearly room;
+    - within it and not shedding: the limit stays: a camera that keeps up needs no other.
+
+    Shedding happens between 80 % and 60 % of the limit (high- and low-water marks), so the
+    mean in flight sits below the limit and kept frames arrive within the budget with room
+    for the spread up to p95. The limit stays between ADMISSION_FLOOR and the hard ceilings.
+    """
+
+    budget: float  # seconds; 0: adaptation off, the ceiling is the limit
+    ceiling: int
+    limit: int = 0
+
+    def __post_init__(self) -> None:
+        start = ADMISSION_START if self.budget else self.ceiling
+        self.limit = self.limit or max(ADMISSION_FLOOR, min(start, self.ceiling))
+
+    @classmethod
+    def from_settings(cls) -> Admission:
+        ceiling = min(settings.FRAME_INFLIGHT_PER_CAMERA, settings.FRAME_INFLIGHT_TOTAL)
+        return cls(settings.FRAME_LATENCY_BUDGET_MS / 1000, ceiling)
+
+    def adjust(self, camera: str, loads: dict[str, CameraLoad], shedding: bool) -> int:
+        """The new limit from every camera's last interval (this one's included)."""
+        in_flight = sum(load.in_flight for load in loads.values())
+        if not self.budget or not in_flight:
+            return self.limit  # off, or nothing in flight: nothing was measured
+        finished = sum(load.finished for load in loads.values())
+        latency = in_flight / finished if finished else math.inf  # Little's law
+        room = min(self.budget * finished, settings.FRAME_INFLIGHT_TOTAL)
+        demands = {name: load.offered * self.budget for name, load in loads.items()}
+        share = fair_shares(room, demands).get(camera, 0.0)
+        if latency > self.budget:
+            wanted = share
+        elif shedding:
+            probe = self.limit + 1 if latency <= self.budget / 2 else self.limit
+            wanted = max(min(share, 2 * self.limit), probe)
+        else:
+            wanted = self.limit
+        self.limit = max(ADMISSION_FLOOR, min(round(wanted), self.ceiling))
+        return self.limit
+
+
+@dataclass
+class Interval:
+    """What the camera saw since the last adjustment; the in-flight counts come with every
+    park and every shed, so measuring costs no round trip."""
+
+    started: float  # time.monotonic()
+    published: int  # the run's counts when the interval began
+    expired: int
+    in_flight: int  # the camera's count when it began
+    captured: int
+    samples: int = 0
+    sum_in_flight: int = 0
+    last_in_flight: int = 0
+    shed: bool = False
+
+    def sample(self, in_flight: int) -> None:
+        self.samples += 1
+        self.sum_in_flight += in_flight
+        self.last_in_flight = in_flight
+
+    def load(self, stats: CaptureStats, now: float, limit: int) -> CameraLoad:
+        seconds = max(now - self.started, 1e-3)
+        left = (
+            stats.published - self.published + self.in_flight - self.last_in_flight
+            - (stats.expired - self.expired)  # reaped: gone from the set, but not finished
+        )  # fmt: skip
+        mean = self.sum_in_flight / self.samples if self.samples else float(self.last_in_flight)
+        return CameraLoad(
+            offered=(stats.captured - self.captured) / seconds,
+            finished=max(left, 0) / seconds,
+            in_flight=mean,
+            limit=limit,
+            at=time.time(),
+        )
+
+    @classmethod
+    def starting(cls, stats: CaptureStats, now: float, in_flight: int) -> Interval:
+        return cls(now, stats.published, stats.expired, in_flight, stats.captured,
+                   last_in_flight=in_flight)  # fmt: skip
+
+
+def exchange(camera: str, load: CameraLoad) -> dict[str, CameraLoad]:
+    """Publish this camera's load and read every camera's that is still current (one round
+    trip a second per camera)."""
+    client = frame_bytes.client()
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(ADMISSION_KEY, camera, load.to_json())
+    pipe.expire(ADMISSION_KEY, ADMISSION_KEEP)
+    pipe.hgetall(ADMISSION_KEY)
+    *_, published = pipe.execute()
+    loads: dict[str, CameraLoad] = {}
+    for name, text in published.items():
+        try:
+            other = CameraLoad.from_json(text)
+        except (ValueError, TypeError):
+            continue
+        if load.at - other.at <= ADMISSION_STALE:
+            loads[name.decode()] = other
+    loads[camera] = load
+    return loads
+
+
+def published_limits() -> dict[str, CameraLoad]:
+    """Every camera's last published load, current or not: the report shows the limits."""
+    published = cast(dict[bytes, bytes], frame_bytes.client().hgetall(ADMISSION_KEY))
+    loads: dict[str, CameraLoad] = {}
+    for name, text in published.items():
+        try:
+            loads[name.decode()] = CameraLoad.from_json(text)
+        except (ValueError, TypeError):
+            continue
+    return loads
+
+
 @dataclass
 class Backpressure:
-    """Hysteresis between the high- and low-water marks of the in-flight bound."""
+    """Hysteresis between the high- and low-water marks of the in-flight limit."""
 
+    admission: Admission = field(default_factory=Admission.from_settings)
     shedding: bool = False
     utilisation: float = 0.0
     counts: tuple[int, int] = (0, 0)  # frames in flight: this camera's, all cameras'
 
+    @property
+    def limit(self) -> int:
+        return self.admission.limit
+
     def update(self, camera_inflight: int, total_inflight: int) -> None:
         self.counts = (camera_inflight, total_inflight)
         self.utilisation = max(
-            camera_inflight / settings.FRAME_INFLIGHT_PER_CAMERA,
+            camera_inflight / self.limit,
             total_inflight / settings.FRAME_INFLIGHT_TOTAL,
         )
         if self.utilisation >= settings.FRAME_INFLIGHT_HIGH_WATER:
@@ -108,8 +304,10 @@ class Backpressure:
 
     def describe(self) -> str:
         camera, total = self.counts
+        budget = self.admission.budget
+        why = f" (limit for a {budget * 1000:g} ms latency budget)" if budget else ""
         return (
-            f"in flight: camera {camera}/{settings.FRAME_INFLIGHT_PER_CAMERA}, all "
+            f"in flight: camera {camera}/{self.limit}{why}, all "
             f"{total}/{settings.FRAME_INFLIGHT_TOTAL} (utilisation {self.utilisation:.0%})"
         )
 
@@ -231,6 +429,7 @@ class Ledger:
     in_flight: dict[str, FrameMetadata] = field(default_factory=dict)
     next_housekeeping: float = 0.0
     broker: Outage = field(default_factory=Outage)  # hand-overs failed just now
+    interval: Interval | None = None  # admission's measurements since the last adjustment
 
     def __post_init__(self) -> None:
         self.records = FinalRecords(self.camera_id)
@@ -253,6 +452,8 @@ class Ledger:
 
         Shed frames take no in-flight slot, but `counts` tell when to stop shedding."""
         self.update(counts)
+        if self.interval is not None:
+            self.interval.shed = True
         meta.drop(Stage.CAPTURE, DropReason.BACKPRESSURE, self.backpressure.describe())
         meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
         self.records.add(meta)  # sent with the next batch: shedding stays cheap
@@ -284,6 +485,8 @@ class Ledger:
 
     def update(self, counts: tuple[int, int]) -> None:
         self.backpressure.update(*counts)
+        if self.interval is not None:
+            self.interval.sample(counts[0])
         INFLIGHT_FRAMES.labels(self.camera_id).set(counts[0])
         INFLIGHT_UTILISATION.labels(self.camera_id).set(self.backpressure.utilisation)
 
@@ -300,8 +503,24 @@ class Ledger:
         now = time.monotonic()
         if now >= self.next_housekeeping:
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
+            self.admit(now)
             self.reap()
             self.records.flush()
+
+    def admit(self, now: float) -> None:
+        """Publish what this camera measured since the last time, and take its new limit."""
+        interval = self.interval
+        if interval is not None:
+            load = interval.load(self.stats, now, self.backpressure.limit)
+            try:
+                loads = exchange(self.camera_id, load)
+                self.backpressure.admission.adjust(self.camera_id, loads, interval.shed)
+            except UNAVAILABLE as exc:
+                log.warning("in-flight limit kept: %s", exc)
+        in_flight = interval.last_in_flight if interval else self.backpressure.counts[0]
+        self.interval = Interval.starting(self.stats, now, in_flight)
+        self.stats.inflight_limit = self.backpressure.limit
+        INFLIGHT_LIMIT.labels(self.camera_id).set(self.backpressure.limit)
 
     def reap(self) -> None:
         """Record frames whose task the broker lost (in flight too long) as dropped."""

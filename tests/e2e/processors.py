@@ -28,3 +28,14 @@ class Exploding(BaseProcessor):
 
     def process(self, image: np.ndarray, meta: FrameMetadata, span: Span) -> dict[str, Any]:
         raise RuntimeError("the model file is missing")
+
+
+class FixedCost(BaseProcessor):
+    """Takes FIXED_COST_MS per frame however fast the machine is: a worker process running it
+    finishes at most 1000 / FIXED_COST_MS frames a second, a service rate the test knows."""
+
+    name = "fixed_cost"
+
+    def process(self, image: np.ndarray, meta: FrameMetadata, span: Span) -> dict[str, Any]:
+        time.sleep(float(os.environ.get("FIXED_COST_MS", "50")) / 1000)
+        return {}

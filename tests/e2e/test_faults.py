@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import UTC, datetime
 
@@ -41,9 +42,13 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, broker_env, 
     env = {**broker_env, "REDIS_URL": server.url, "CAPTURE_JOURNAL_DIR": str(tmp_path)}
     try:
         worker = start_worker("-c", "2", env=env)
-        capture = start_capture(env, "--camera", "cam21", "--source", SMALL, "--duration", "16")
+        # It must end by itself (--duration): its drain reaps, as `expired`, a frame whose task
+        # the restart lost (kombu's pop-then-record window), which a SIGTERM would skip. 45 s
+        # leaves a slow machine room to store 30 frames before the outage.
+        capture = start_capture(env, "--camera", "cam21", "--source", SMALL, "--duration", "45")
         frames = Frame.objects.filter(camera_id="cam21")
-        assert wait_until(lambda: frames.filter(status="stored").count() >= 30, 60)
+        assert wait_until(lambda: frames.filter(status="stored").count() >= 30, 45)
+        assert capture.poll() is None, "the capture ended before the outage"
         server.stop()
         time.sleep(3)  # the outage
         server.start()
@@ -113,12 +118,15 @@ def test_store_waits_out_a_30_second_database_outage(start_worker, broker_env):
     env = {**broker_env, "DATABASE_URL": database}
     try:
         start_worker("-c", "2", env=env)
-        capture = start_capture(env, "--camera", "cam22", "--source", SMALL, "--duration", "10")
+        # No --duration: frames are still being captured when the outage begins, however
+        # long a slow machine took to store the first 30.
+        capture = start_capture(env, "--camera", "cam22", "--source", SMALL)
         stored = Frame.objects.filter(camera_id="cam22", status="stored")
-        assert wait_until(lambda: stored.count() >= 30, 60)
+        assert wait_until(lambda: stored.count() >= 30, 120)
         proxy.unplug()
         time.sleep(30)  # the outage
         proxy.plug()
+        capture.send_signal(signal.SIGTERM)  # ends cleanly, drains what is in flight
         run = finish_capture(capture)
         counts = account("cam22", run)
     finally:
