@@ -407,6 +407,7 @@ class Detektr(System):
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.services.otlp,
             "FRAME_INFLIGHT_PER_CAMERA": "1000000",  # measure the pipeline, not the shedding
             "FRAME_INFLIGHT_TOTAL": "1000000",
+            "FRAME_LATENCY_BUDGET_MS": "0",  # the fixed bound above, no adaptive limit
             "FRAME_MAX_AGE_SECONDS": "600",
             "WORKER_METRICS_PORT": "0",
         }
