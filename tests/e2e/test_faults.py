@@ -53,12 +53,7 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, broker_env, 
         time.sleep(3)  # the outage
         server.start()
         back = datetime.now(UTC)
-        # kombu 5.7 can end a worker with "Unrecoverable error" when its broker connection
-        # drops: run it as a service manager would, restarting it when it exits.
-        while capture.poll() is None:
-            if worker.process.poll() is not None:
-                worker = start_worker("-c", "2", env=env)
-            time.sleep(0.5)
+        supervise_until_done(capture, worker, start_worker, env)
         run = finish_capture(capture)
         counts = account("cam21", run)
     finally:
@@ -92,11 +87,7 @@ def test_capture_and_workers_ride_out_a_rabbitmq_outage(
         time.sleep(5)  # the outage
         proxy.plug()
         back = datetime.now(UTC)
-        # Run the worker as a service manager would, restarting it if it exits.
-        while capture.poll() is None:
-            if worker.process.poll() is not None:
-                worker = start_worker("-c", "2", env=env)
-            time.sleep(0.5)
+        supervise_until_done(capture, worker, start_worker, env)
         run = finish_capture(capture)
         counts = account("cam27", run)
     finally:
@@ -213,3 +204,13 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
     frame = Frame.objects.get(frame_id=lost)
     assert (frame.status, frame.stage, frame.reason) == ("dropped", "pipeline", "expired")
     assert account("cam26", run)["stored"] == 30
+
+
+def supervise_until_done(capture, worker, start_worker, env) -> None:
+    """Wait for the capture to end, restarting the worker whenever it exits, as a service
+    manager would: kombu 5.7 can end a worker with "Unrecoverable error" when its broker
+    connection drops."""
+    while capture.poll() is None:
+        if worker.process.poll() is not None:
+            worker = start_worker("-c", "2", env=env)
+        time.sleep(0.5)
