@@ -30,6 +30,7 @@ RETRY_POLICY: RetryPolicy = {"retry_backoff": 1, "retry_backoff_max": 10, "max_r
 
 FRAME_KEY = "detektr:frame:{}"
 SEQUENCE_KEY = "detektr:camera:{}:sequence"
+SEQUENCE_CLAIM_KEY = "detektr:camera:{}:sequence:claim"  # "<run> <floor> <number>"
 INFLIGHT_CAMERA_KEY = "detektr:inflight:{}"
 INFLIGHT_TOTAL_KEY = "detektr:inflight"
 
@@ -58,23 +59,37 @@ def last_sequence(camera_id: str) -> int:
 
 
 # INCR, but never to a number at or below `floor`: a Redis that lost the counter (restarted
-# without its data) resumes after the last number this camera is known to have used.
+# without its data) resumes after the last number this camera is known to have used. Each
+# number is also written down as claimed by this run for this floor: asked again with the same
+# run and floor, the script hands out that number again instead of a new one. That is what
+# happens when Redis ran the script and the answer was lost (Redis went down between the
+# two): the capture never used the number, and taking a new one would leave a gap that the
+# report counts as a lost frame.
 NEXT_SEQUENCE = """
-local n = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[1])
+local asked = ARGV[2] .. ' ' .. ARGV[1] .. ' '
+local claim = redis.call('GET', KEYS[2])
+if claim and string.sub(claim, 1, #asked) == asked then
+    return tonumber(string.sub(claim, #asked + 1))
+end
+local n = redis.call('INCR', KEYS[1])
 if n <= floor then
     n = floor + 1
     redis.call('SET', KEYS[1], n)
 end
+redis.call('SET', KEYS[2], asked .. n)
 return n
 """
 
 
-def next_sequence(camera_id: str, floor: int) -> int:
+def next_sequence(camera_id: str, floor: int, run: str) -> int:
     """The camera's next frame number, above `floor`, atomically: one round trip (EVALSHA,
-    loading the script once per connection pool)."""
+    loading the script once per connection pool). `run` names the capture run (unique per
+    run, without spaces): the same run asking again with the same floor gets the same number.
+    """
     script = client().register_script(NEXT_SEQUENCE)
-    return int(script(keys=[SEQUENCE_KEY.format(camera_id)], args=[floor]))
+    keys = [SEQUENCE_KEY.format(camera_id), SEQUENCE_CLAIM_KEY.format(camera_id)]
+    return int(script(keys=keys, args=[floor, run]))
 
 
 def park(frame_id: str, camera_id: str, data: bytes) -> tuple[int, int]:

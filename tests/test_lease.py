@@ -11,6 +11,9 @@ import pytest
 import redis
 
 from tasks import frame_bytes
+from tests.conftest import REDIS_UNIT_URL
+from tests.e2e.services import TCPProxy
+from workers.capture import CaptureConfig, CaptureWorker
 from workers.lease import LEASE_KEY, CameraBusy, CameraLease, Holder
 
 
@@ -103,13 +106,14 @@ def test_sequence_numbers_come_from_redis_and_never_repeat(client: redis.Redis):
     numbers: list[int] = []
     lock = threading.Lock()
 
-    def number(count: int) -> None:
+    def number(run: str, count: int) -> None:
+        n = 0
         for _ in range(count):
-            n = frame_bytes.next_sequence("cam01", 0)
+            n = frame_bytes.next_sequence("cam01", n, run)  # as a capture run: its last as floor
             with lock:
                 numbers.append(n)
 
-    threads = [threading.Thread(target=number, args=(200,)) for _ in range(4)]
+    threads = [threading.Thread(target=number, args=(f"run{i}", 200)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -118,7 +122,44 @@ def test_sequence_numbers_come_from_redis_and_never_repeat(client: redis.Redis):
 
 
 def test_a_counter_redis_lost_resumes_above_the_floor(client: redis.Redis):
-    assert frame_bytes.next_sequence("cam01", 41) == 42
+    assert frame_bytes.next_sequence("cam01", 41, "run") == 42
     client.delete("detektr:camera:cam01:sequence")  # a Redis restarted without its data
-    assert frame_bytes.next_sequence("cam01", 42) == 43
-    assert frame_bytes.next_sequence("cam01", 0) == 44
+    client.delete("detektr:camera:cam01:sequence:claim")
+    assert frame_bytes.next_sequence("cam01", 42, "run") == 43
+    assert frame_bytes.next_sequence("cam01", 0, "another run") == 44
+
+
+def test_a_number_whose_answer_was_lost_is_given_again(client: redis.Redis):
+    # Redis ran the script, then went down before its answer arrived: the capture did not get
+    # 8, asks again with the same floor, and must get 8, or 8 would be a gap counted as lost.
+    assert frame_bytes.next_sequence("cam01", 6, "run") == 7
+    assert frame_bytes.next_sequence("cam01", 7, "run") == 8  # the answer that was lost
+    assert frame_bytes.next_sequence("cam01", 7, "run") == 8
+    assert frame_bytes.next_sequence("cam01", 8, "run") == 9
+    # Another run (a capture that took the camera over) never gets this run's number.
+    assert frame_bytes.next_sequence("cam01", 8, "another run") == 10
+
+
+def test_a_capture_whose_number_was_given_but_never_heard_uses_it_next(
+    client: redis.Redis, settings
+):
+    # The capture's Redis connection goes through a proxy that loses answers: Redis runs
+    # the numbering script, the capture hears nothing (so redis-py's own retries run it
+    # again too). The frame goes unnumbered; the next frame must get that number, or the
+    # report would count a gap, a frame lost that never had the number.
+    proxy = TCPProxy(target_port=6379)
+    settings.REDIS_URL = REDIS_UNIT_URL.replace(":6379/", f":{proxy.port}/")
+    frame_bytes.client.cache_clear()
+    try:
+        worker = CaptureWorker(CaptureConfig("cam01", "synthetic://"))
+        assert worker.number() == 1
+        proxy.lose_answers.set()
+        assert worker.number() is None
+        assert client.get("detektr:camera:cam01:sequence") == b"2"  # given, not heard
+        proxy.lose_answers.clear()
+        worker.numbering.until = 0  # the pause after a failure is over
+        assert worker.number() == 2
+        assert worker.number() == 3
+    finally:
+        proxy.close()
+        frame_bytes.client.cache_clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -59,6 +60,8 @@ class CaptureWorker:
     # The last number Redis gave this run, the floor for the next: never counted on locally.
     sequence: int = 0
     numbering: Outage = field(default_factory=Outage)  # Redis failed to number just now
+    # Names this run to the numbering script: a number whose answer Redis lost is given again.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     motion: Motion = field(default_factory=Motion)
     state: CameraState = field(init=False)
 
@@ -167,13 +170,17 @@ class CaptureWorker:
                 self.stop.wait(delay)
 
     def number(self) -> int | None:
-        """The frame's sequence number from Redis; None while Redis cannot give one."""
+        """The frame's sequence number from Redis; None while Redis cannot give one.
+
+        A number Redis gave but whose answer never came (Redis went down in between) is
+        asked for again with the same floor, and given again: no gap, no false loss."""
         if self.numbering.active():
             return None
+        camera = self.config.camera_id
         try:
-            self.sequence = frame_bytes.next_sequence(self.config.camera_id, self.sequence)
+            self.sequence = frame_bytes.next_sequence(camera, self.sequence, self.run_id)
         except UNAVAILABLE as exc:
-            log.warning("camera %s: no sequence number for a frame: %s", self.config.camera_id, exc)
+            log.warning("camera %s: no sequence number for a frame: %s", camera, exc)
             self.numbering.began()
             return None
         if self.stats.first_sequence is None:

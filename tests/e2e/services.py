@@ -58,12 +58,14 @@ class RedisServer:
 
 class TCPProxy:
     """Forwards 127.0.0.1:port to a target; `unplug()` cuts every connection and refuses new
-    ones until `plug()`."""
+    ones until `plug()`. While `lose_answers` is set, requests still reach the target but the
+    connection is cut when its answer comes: the server did the work, the client never hears."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
         self.sockets: set[socket.socket] = set()
+        self.lose_answers = threading.Event()
         self.lock = threading.Lock()
         self.listener: socket.socket | None = None
         self.plug()
@@ -92,12 +94,14 @@ class TCPProxy:
             return
         with self.lock:
             self.sockets.update((client, upstream))
-        for source, sink in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+        for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
+            threading.Thread(target=self._pipe, args=(source, sink, answers), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         try:
             while data := source.recv(65536):
+                if answers and self.lose_answers.is_set():
+                    break
                 sink.sendall(data)
         except OSError:
             pass

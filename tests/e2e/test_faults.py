@@ -190,7 +190,7 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
     # A frame of an earlier run that went in flight and whose task the broker then lost.
     settings.REDIS_URL = REDIS_TEST_URL
     frame_bytes.client.cache_clear()
-    lost = FrameID.generate("cam26", sequence=frame_bytes.next_sequence("cam26", 0))
+    lost = FrameID.generate("cam26", sequence=frame_bytes.next_sequence("cam26", 0, "earlier run"))
     frame_bytes.park(lost, "cam26", b"\xff\xd8 jpeg bytes")
     # Aged by its score, not by waiting: in flight since long before FRAME_REAP_SECONDS.
     frame_bytes.client().zadd(INFLIGHT_CAMERA_KEY.format("cam26"), {lost: time.time() - 3600})
