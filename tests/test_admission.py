@@ -108,11 +108,11 @@ def test_finished_frames_are_measured_from_the_in_flight_counts_capture_already_
     for count in (6, 7, 6, 7):  # the counts park() answered for the frames sent
         stats.captured += 1
         stats.published += 1
-        interval.sample(count)
+        interval.sample(count - 1, count)  # each found one fewer: itself was not there yet
     stats.captured += 96  # and 96 shed
     measured = interval.load(stats, now=10.5, limit=20)
     # 4 sent; in flight went from 5 to 7: 2 finished in half a second.
-    assert (measured.offered, measured.finished, measured.in_flight) == (200, 4, 6.5)
+    assert (measured.offered, measured.finished, measured.in_flight) == (200, 4, 5.5)
 
 
 @dataclass
@@ -159,7 +159,7 @@ def simulate(
             ):
                 continue  # no new frame from this camera in this step
             camera.stats.captured += 1
-            counts = (in_flight[camera.name], sum(in_flight.values()))
+            found = (in_flight[camera.name], sum(in_flight.values()))  # as Ledger.update
             if camera.backpressure.shedding:
                 camera.stats.shed += 1
                 camera.interval.shed = True
@@ -167,9 +167,8 @@ def simulate(
                 queue.append((camera, now))
                 in_flight[camera.name] += 1
                 camera.stats.published += 1
-                counts = (in_flight[camera.name], sum(in_flight.values()))
-            camera.backpressure.update(*counts)
-            camera.interval.sample(counts[0])
+            camera.backpressure.update(*found)
+            camera.interval.sample(found[0], in_flight[camera.name])
         if tick and tick % int(1 / step) == 0:
             loads = {
                 c.name: c.interval.load(c.stats, now, c.backpressure.limit)
@@ -244,3 +243,12 @@ def test_a_camera_that_keeps_up_but_sheds_on_jitter_probes_for_more():
     assert admission.adjust("cam01", {"cam01": load(30, 30, 1)}, shedding=True) == 4
     # Near the budget it stops probing.
     assert admission.adjust("cam01", {"cam01": load(30, 30, 2.5)}, shedding=True) == 4
+
+
+def test_a_slow_camera_whose_frames_finish_quickly_is_never_shed():
+    # 5 fps, 20 ms a frame: one frame in flight a tenth of the time. Counted with itself,
+    # each frame found at least one in flight, and Little's law read 200 ms against a 100 ms
+    # budget: the limit fell to one and every other frame was shed.
+    for fps in (2, 5, 10, 15):
+        (camera,) = simulate({"cam01": fps}, service=0.020, seconds=20).values()
+        assert camera.stats.shed == 0, fps

@@ -219,9 +219,12 @@ class Interval:
     last_in_flight: int = 0
     shed: bool = False
 
-    def sample(self, in_flight: int) -> None:
+    def sample(self, found: int, in_flight: int) -> None:
+        """A frame came and `found` of the camera's frames in flight (itself not counted);
+        `in_flight` are there now. Counts found by arrivals average to the time average that
+        Little's law needs; counting the frame itself would add a whole frame to each."""
         self.samples += 1
-        self.sum_in_flight += in_flight
+        self.sum_in_flight += found
         self.last_in_flight = in_flight
 
     def load(self, stats: CaptureStats, now: float, limit: int) -> CameraLoad:
@@ -430,6 +433,7 @@ class Ledger:
     next_housekeeping: float = 0.0
     broker: Outage = field(default_factory=Outage)  # hand-overs failed just now
     interval: Interval | None = None  # admission's measurements since the last adjustment
+    in_flight_count: int = 0  # the camera's frames in flight when last counted
 
     def __post_init__(self) -> None:
         self.records = FinalRecords(self.camera_id)
@@ -463,7 +467,7 @@ class Ledger:
         """The frame went down the pipeline; `counts` are the in-flight counts after it."""
         self.in_flight[meta.frame_id] = meta
         self.stats.published += 1
-        self.update(counts)
+        self.update(counts, sent=True)
 
     def undelivered(self, meta: FrameMetadata, exc: Exception | None = None) -> None:
         """Redis or the broker did not take the frame: recorded, sent once they are back."""
@@ -483,10 +487,16 @@ class Ledger:
         meta.drop(Stage.CAPTURE, DropReason.INVALID, f"{type(exc).__name__}: {exc}")
         self.records.add(meta)
 
-    def update(self, counts: tuple[int, int]) -> None:
-        self.backpressure.update(*counts)
+    def update(self, counts: tuple[int, int], *, sent: bool = False) -> None:
+        """`counts`: frames in flight now, this camera's and all cameras'; with `sent`, they
+        include the frame just sent. Admission judges by what a frame found when it came,
+        itself not counted: a limit of one then admits a frame that finds the camera's
+        earlier frames finished, instead of shedding every other frame of a slow camera."""
+        found = (counts[0] - 1, counts[1] - 1) if sent else counts
+        self.backpressure.update(*found)
+        self.in_flight_count = counts[0]
         if self.interval is not None:
-            self.interval.sample(counts[0])
+            self.interval.sample(found[0], counts[0])
         INFLIGHT_FRAMES.labels(self.camera_id).set(counts[0])
         INFLIGHT_UTILISATION.labels(self.camera_id).set(self.backpressure.utilisation)
 
@@ -517,7 +527,7 @@ class Ledger:
                 self.backpressure.admission.adjust(self.camera_id, loads, interval.shed)
             except UNAVAILABLE as exc:
                 log.warning("in-flight limit kept: %s", exc)
-        in_flight = interval.last_in_flight if interval else self.backpressure.counts[0]
+        in_flight = interval.last_in_flight if interval else self.in_flight_count
         self.interval = Interval.starting(self.stats, now, in_flight)
         self.stats.inflight_limit = self.backpressure.limit
         INFLIGHT_LIMIT.labels(self.camera_id).set(self.backpressure.limit)
