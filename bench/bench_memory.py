@@ -183,7 +183,7 @@ def main() -> None:
     print(f"\n{'process':<10} {'RSS at 1 min':>13} {'at end':>9} {'peak':>9} "
           f"{'2nd half slope':>16}  verdict")  # fmt: skip
     for name, points in samples.items():
-        warm = [value for at, value in points if at >= 60] or [value for _, value in points]
+        warm = [value for at, value in points if at >= min(60, seconds / 2)]
         half = [(at, value) for at, value in points if at >= seconds / 2]
         slope = slope_per_10_minutes(half)
         verdict = "grows" if slope > args.tolerance_mb else "flat"
