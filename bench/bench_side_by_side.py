@@ -50,7 +50,7 @@ from celery import Celery
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.otlp_receiver import OTLPReceiver  # noqa: E402
+from frame_tracking.otlp_receiver import OTLPReceiver  # noqa: E402
 
 SERVER = "postgres://postgres@127.0.0.1:5432"
 DATABASE = "detektr_bench_side"

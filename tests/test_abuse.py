@@ -102,6 +102,20 @@ def test_every_api_parameter_refuses_nasty_values_with_a_json_400(
         assert_json_4xx(response)
 
 
+# The lenient times, each once accepted: fifty 1s read as the year 1111, a compact
+# date, and a fraction of 13 digits.
+LENIENT_TIMES = ["1" * 50, "20261129", "2026-11-29T03:00:00.1234567890123"]
+
+
+@pytest.mark.parametrize("value", LENIENT_TIMES)
+@pytest.mark.parametrize(("route", "name"), [(r, n) for r in ROUTES for n in ("since", "until")])
+def test_times_that_were_read_too_leniently_are_refused(
+    api: Client, route: str, name: str, value: str
+) -> None:
+    body = assert_json_4xx(api.get(route, {**required_for(route, name), name: value}))
+    assert body["error"].startswith(f"{name}:"), body
+
+
 def test_the_report_takes_ages_up_to_ten_years_and_no_more(api: Client) -> None:
     assert api.get("/frames/report", {"since": "3650d"}).status_code == 200
     body = assert_json_4xx(api.get("/frames/report", {"since": "3651d"}))

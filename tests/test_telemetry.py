@@ -15,13 +15,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
+from frame_tracking.otlp_receiver import OTLPReceiver
 from frame_tracking.telemetry import (
     CountingBatchSpanProcessor,
     CountingExporter,
     exporter_names,
 )
 from tests.e2e.conftest import ROOT, wait_until
-from tests.e2e.otlp_receiver import OTLPReceiver
 from tests.e2e.services import Blackhole, free_port
 
 # A process that sets tracing up from its environment, makes one span and exits cleanly.

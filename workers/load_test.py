@@ -142,7 +142,7 @@ class LoadRun:
             self.wait_for_rows(ranges)
             time.sleep(self.args.settle)  # batch span processors export every few seconds
             return self.summarise(started, ranges, fetch, cpu)
-        from tests.e2e.otlp_receiver import OTLPReceiver  # the suite's real OTLP receiver
+        from frame_tracking.otlp_receiver import OTLPReceiver  # a real OTLP/HTTP receiver
 
         with OTLPReceiver() as receiver:
             env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}

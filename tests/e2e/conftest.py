@@ -24,7 +24,7 @@ from django.db import connection
 from detektr_project.celery import app
 from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.metadata import FrameMetadataDict
-from tests.e2e.otlp_receiver import OTLPReceiver
+from frame_tracking.otlp_receiver import OTLPReceiver
 from tests.e2e.services import RabbitVhost
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -55,7 +55,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, TracesData
 
-from tests.e2e.otlp_receiver import OTLPReceiver, plain
+from frame_tracking.otlp_receiver import OTLPReceiver, plain
 
 ID_KEYS = {"traceId", "spanId", "parentSpanId"}
 SPAN_KINDS = {2: "server", 3: "client", 4: "producer", 5: "consumer"}  # INTERNAL gets no tag

@@ -15,11 +15,11 @@ import requests
 from django.contrib.auth.models import Permission, User
 
 from frame_tracking import FrameID
+from frame_tracking.otlp_receiver import OTLPReceiver
 from frames import report
 from frames.models import Frame
 from tests.e2e.conftest import BROKERS, ROOT, wait_until
 from tests.e2e.jaeger_api import JaegerQueryAPI
-from tests.e2e.otlp_receiver import OTLPReceiver
 from tests.e2e.services import free_port
 
 pytestmark = pytest.mark.e2e

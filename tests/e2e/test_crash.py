@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
+from frame_tracking.otlp_receiver import OTLPReceiver
 from frames.models import Frame
 from tests.e2e.conftest import (
     BROKERS,
@@ -21,7 +22,6 @@ from tests.e2e.conftest import (
     start_capture,
     wait_until,
 )
-from tests.e2e.otlp_receiver import OTLPReceiver
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,9 @@ import pytest
 import redis
 from django.db import connection
 
+from frame_tracking.otlp_receiver import OTLPReceiver
 from tests.e2e.conftest import ROOT
 from tests.e2e.jaeger_api import JaegerQueryAPI
-from tests.e2e.otlp_receiver import OTLPReceiver
 from tests.e2e.services import RedisServer, free_port
 
 pytestmark = pytest.mark.e2e

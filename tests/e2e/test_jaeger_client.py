@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from frame_tracking.jaeger import JaegerClient, JaegerError, JaegerSpan
+from frame_tracking.otlp_receiver import OTLPReceiver, ReceivedSpan
 from frames.models import Frame
 from tests.e2e.conftest import run_capture, wait_until
 from tests.e2e.jaeger_api import JaegerQueryAPI
-from tests.e2e.otlp_receiver import OTLPReceiver, ReceivedSpan
 from tests.e2e.services import Blackhole, free_port
 
 pytestmark = pytest.mark.e2e

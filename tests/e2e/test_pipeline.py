@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from frame_tracking.otlp_receiver import OTLPReceiver, ReceivedSpan
 from frames.models import Frame
 from tests.e2e.conftest import BROKERS, run_capture, wait_until
-from tests.e2e.otlp_receiver import OTLPReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from frame_tracking.otlp_receiver import OTLPReceiver
 from frames.models import Frame
 from tests.e2e.conftest import run_capture, wait_until
-from tests.e2e.otlp_receiver import OTLPReceiver
 
 pytestmark = pytest.mark.e2e
 

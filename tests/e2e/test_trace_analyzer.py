@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from detektr_project.celery import app
 from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking.otlp_receiver import OTLPReceiver, ReceivedSpan
 from frames.analyzer import FOUND_PROBLEMS, OK, UNAVAILABLE, main
 from frames.models import Frame
 from tasks import frame_bytes
@@ -35,7 +36,6 @@ from tasks.process import process
 from tasks.store import store
 from tests.e2e.conftest import REDIS_TEST_URL, ROOT, run_capture, wait_until
 from tests.e2e.jaeger_api import JaegerQueryAPI
-from tests.e2e.otlp_receiver import OTLPReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,8 @@
-"""A real OTLP/HTTP receiver for tests: decodes the protobuf export requests into spans."""
+"""A real OTLP/HTTP receiver: decodes protobuf export requests into spans and keeps them.
+
+The load test's self-contained mode counts trace completeness from it, and the tests and
+benchmarks use it as the tracing backend they check against. Not a collector: it keeps every
+span in memory for the life of the process."""
 
 from __future__ import annotations
 
