@@ -252,3 +252,18 @@ def test_a_slow_camera_whose_frames_finish_quickly_is_never_shed():
     for fps in (2, 5, 10, 15):
         (camera,) = simulate({"cam01": fps}, service=0.020, seconds=20).values()
         assert camera.stats.shed == 0, fps
+
+
+def test_a_camera_above_its_share_gives_it_back_while_others_are_short():
+    # The 4-camera load test: the pipeline finishes 86 frames/s, 0.1 s of it is 8.6 frames,
+    # 2.15 a camera. One camera probed up to 3 while frames were quick; now they take 70 ms,
+    # within the budget but not quick, and every camera is shedding. It must come back to its
+    # share, or it keeps 3 while the others keep 2 (it was shed 19 %, they 30-33 %).
+    loads = {f"cam0{n}": load(30, 21.5, 1.5) for n in range(1, 5)}  # 6 in flight: 70 ms
+    above = Admission(budget=0.1, ceiling=90, limit=3)
+    assert above.adjust("cam01", loads, shedding=True) == 2
+    at_share = Admission(budget=0.1, ceiling=90, limit=2)
+    assert at_share.adjust("cam02", loads, shedding=True) == 2
+    # Alone, nobody is short of a share: a camera that probed keeps what it found.
+    alone = Admission(budget=0.1, ceiling=90, limit=4)
+    assert alone.adjust("cam01", {"cam01": load(30, 30, 2.1)}, shedding=True) == 4

@@ -162,7 +162,9 @@ class Admission:
       (the measured rate is only what the present limit let through), and past it by one
       frame an interval while frames spend under half the budget in flight: when the pipeline
       keeps up, the finish rate is the offered rate and says nothing of its capacity, so the
-      limit probes (additive increase, as in AIMD) where there is clearly room;
+      limit probes (additive increase, as in AIMD) where there is clearly room; over half the
+      budget, while the cameras want more than there is, a limit above its share comes back
+      to it by one frame an interval, so no camera keeps what it found by probing;
     - within it and not shedding: the limit stays: a camera that keeps up needs no other.
 
     Shedding happens between 80 % and 60 % of the limit (high- and low-water marks), so the
@@ -195,6 +197,13 @@ class Admission:
         share = fair_shares(room, demands).get(camera, 0.0)
         if latency > self.budget:
             wanted = share
+        elif shedding and latency > self.budget / 2 and sum(demands.values()) > room:
+            # Not quick, and the cameras want more than there is: one that probed past its
+            # share gives it back, a frame an interval, or it keeps it while the others are
+            # shed more than it is.
+            wanted = (
+                min(share, 2 * self.limit) if self.limit < share else max(share, self.limit - 1)
+            )
         elif shedding:
             probe = self.limit + 1 if latency <= self.budget / 2 else self.limit
             wanted = max(min(share, 2 * self.limit), probe)
