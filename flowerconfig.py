@@ -14,11 +14,13 @@ import sys
 
 address = os.environ.get("FLOWER_ADDRESS", "127.0.0.1")
 
-_chosen = os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH")
-_on_command_line = any(arg.startswith(("--basic-auth", "--auth")) for arg in sys.argv)
+# A login chosen elsewhere: Flower's OAuth (FLOWER_AUTH) or command-line options, which win.
+_chosen = os.environ.get("FLOWER_AUTH") or any(
+    arg.startswith(("--basic-auth", "--auth")) for arg in sys.argv
+)
 if os.environ.get("FLOWER_BASIC_AUTH"):
     basic_auth = os.environ["FLOWER_BASIC_AUTH"].split(",")
-elif not (_chosen or _on_command_line):
+elif not _chosen:
     _password = secrets.token_urlsafe(16)
     basic_auth = [f"operator:{_password}"]
     print(

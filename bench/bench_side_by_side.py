@@ -91,6 +91,15 @@ def children(pid: int) -> list[int]:
 # --- SQL statements through a counting proxy -----------------------------------------------
 
 
+def shut_down(*socks: socket.socket) -> None:
+    """Both ends of a proxied connection, whichever side ended it."""
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class CountingProxy:
     """TCP proxy to PostgreSQL counting the client's statements: 'Q' (simple query) and 'E'
     (extended-protocol execute) messages, plus the other frontend message types."""
@@ -127,11 +136,7 @@ class CountingProxy:
         except OSError:
             pass
         finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shut_down(source, sink)
 
     def _upstream(self, client: socket.socket, server: socket.socket) -> None:
         buffer = b""
@@ -163,11 +168,7 @@ class CountingProxy:
         except OSError:
             pass
         finally:
-            for sock in (client, server):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shut_down(client, server)
 
 
 # --- the systems -----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures, and the naive chain they measure detektr against."""
