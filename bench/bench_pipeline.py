@@ -1,14 +1,14 @@
 """Pipeline throughput and latency with the tracing backend up, down, and tracing disabled.
 
     python bench/bench_pipeline.py [--frames 600] [--fps 120] [--size 320x240] [--rounds 2]
-                                   [--variants otlp-up,no-flush,...]
+                                   [--variants otlp-up,no-spool,...]
 
 Runs, side by side in one process and interleaved over rounds, a real `celery -A detektr
 worker` (prefork -c 2) and the capture command against its own PostgreSQL database
 (detektr_bench_pipeline) and Redis database 12, once per variant:
   otlp-up    spans exported to an OTLP receiver started here (each task's spans exported
              before it is acknowledged: frame_tracking/span_delivery.py)
-  no-flush   the same, with TRACE_FLUSH_TIMEOUT_MS=0: spans leave on the processor's schedule
+  no-spool   the same, with TRACE_SPOOL_DIR empty: spans leave on the processor's schedule
   otlp-down  OTEL_EXPORTER_OTLP_ENDPOINT on a closed port
   disabled   OTEL_SDK_DISABLED=true
 and prints frames stored per second (first capture to last store) and capture→stored
@@ -111,16 +111,16 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=120)
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variants", default="otlp-up,no-flush,otlp-down,disabled")
+    parser.add_argument("--variants", default="otlp-up,no-spool,otlp-down,disabled")
     args = parser.parse_args()
     prepare_database()
     results: dict[str, list[dict[str, float]]] = {}
     with OTLPReceiver() as receiver:
         variants = {
             "otlp-up": {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
-            "no-flush": {
+            "no-spool": {
                 "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-                "TRACE_FLUSH_TIMEOUT_MS": "0",
+                "TRACE_SPOOL_DIR": "",
             },
             "otlp-down": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
             "disabled": {"OTEL_SDK_DISABLED": "true"},

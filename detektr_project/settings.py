@@ -435,10 +435,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # them on at run time (its --enable_events, on by default); by hand:
 # `celery -A detektr control enable_events` (and `disable_events`).
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
-# A task's spans are exported before the broker hears it is done, so a worker killed after
-# that takes none of them along; it waits this long at most (0: never waits), and a tracing
-# backend slower than that is not waited for during the next 10 s (frame_tracking/completeness).
-TRACE_FLUSH_TIMEOUT_MS = env_int("TRACE_FLUSH_TIMEOUT_MS", 100)
+# A task's spans are written to a span spool in this directory before the broker hears the
+# task is done, so a worker killed after that takes none along; a thread ships them to the
+# collector, and the next worker to start ships what a killed one left
+# (frame_tracking/span_spool.py). Empty: spans leave on the batch processor's schedule only,
+# and a killed worker loses what it buffered.
+TRACE_SPOOL_DIR = env_str("TRACE_SPOOL_DIR", str(BASE_DIR / "var" / "spans"))
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

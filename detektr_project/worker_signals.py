@@ -27,8 +27,7 @@ from django.db import close_old_connections
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from frame_tracking import logs, metrics
-from frame_tracking.span_delivery import SpanFlusher
-from frame_tracking.telemetry import configure_tracing, shutdown_tracing
+from frame_tracking.telemetry import configure_tracing, shutdown_tracing, write_spans
 
 STAGES = ("buffer", "process", "store")
 _served_queues: list[str] = []
@@ -43,15 +42,17 @@ def service_name_for(queues: list[str]) -> str:
 
 
 def start_worker_tracing() -> None:
-    provider = configure_tracing(default_service_name=service_name_for(_served_queues))
+    provider = configure_tracing(
+        default_service_name=service_name_for(_served_queues), spool_dir=settings.TRACE_SPOOL_DIR
+    )
     if provider is None:  # OTEL_SDK_DISABLED: no hooks on every task for a no-op tracer
         return
     CeleryInstrumentor().instrument()
-    if settings.TRACE_FLUSH_TIMEOUT_MS:
-        flusher = SpanFlusher(provider, settings.TRACE_FLUSH_TIMEOUT_MS / 1000)
-        # Connected after the instrumentor's own task_postrun receiver, which ends the run
-        # span: receivers are called in the order they were connected.
-        task_postrun.connect(lambda **_: flusher.flush(), weak=False, dispatch_uid="flush")
+    # A task's spans go to the span spool before its message is acknowledged, so a worker
+    # killed after that takes none along (frame_tracking/span_spool.py). Connected after the
+    # instrumentor's own task_postrun receiver, which ends the run span: receivers are called
+    # in the order they were connected.
+    task_postrun.connect(lambda **_: write_spans(), weak=False, dispatch_uid="write_spans")
 
 
 @celeryd_init.connect

@@ -5,11 +5,10 @@ follow, and each has its fix here:
 
 1. A task that finished and was acknowledged had its spans — its `run/…` span and the
    `apply_async/…` span of the next stage, the next task's parent — still in the buffer.
-   `SpanFlusher` exports them when the task ends (Celery's `task_postrun`, in the process that
-   ran it), before the worker acknowledges the message: a kill after the acknowledgement finds
-   nothing unexported. It waits at most `timeout` for the exporter; a tracing backend that is
-   slow or down opens a breaker for BREAKER_SECONDS, during which tasks do not wait, so a
-   backend in trouble never holds up the pipeline for long.
+   The span spool (frame_tracking/span_spool.py) writes them to disk when the task ends
+   (Celery's `task_postrun`, in the process that ran it), before the worker acknowledges the
+   message: a kill after the acknowledgement finds nothing that is only in memory, and the
+   next worker ships what the killed one left.
 2. A task killed mid-run is redelivered, but the spans it already exported (a processor span,
    the `apply_async` of the next stage, which runs anyway) name a parent that never ends.
    `ReplayableSpanIds` gives each Celery span (`run/…`, `apply_async/…`) an id derived from
@@ -26,7 +25,6 @@ import hashlib
 import logging
 import os
 import threading
-import time
 from collections.abc import Sequence
 
 from opentelemetry import trace
@@ -42,7 +40,6 @@ from opentelemetry.util.types import Attributes
 log = logging.getLogger(__name__)
 
 SCHEDULE_DELAY_MS = 500  # the SDK's default is 5,000: a kill would lose five seconds of spans
-BREAKER_SECONDS = 10.0
 # The spans a redelivered task re-creates: its run, and its publishing of the next stage.
 REPLAYED = ("run/", "apply_async/")
 
@@ -99,43 +96,3 @@ class ReplayableSpanIds(Sampler, IdGenerator):
 
     def generate_trace_id(self) -> int:
         return self.random.generate_trace_id()
-
-
-class SpanFlusher:
-    """Exports the spans buffered so far from a thread of its own, and lets the caller wait
-    for that (see the module's docstring)."""
-
-    def __init__(self, provider: TracerProvider, timeout: float) -> None:
-        self.provider, self.timeout = provider, timeout
-        self.condition = threading.Condition()
-        self.requested = self.done = 0
-        self.open_until = 0.0  # the breaker: no waiting before this monotonic time
-        threading.Thread(target=self._export_on_request, name="span-flusher", daemon=True).start()
-
-    def flush(self) -> bool:
-        """Export what is buffered; True once exported, False if it did not wait that long."""
-        with self.condition:
-            if time.monotonic() < self.open_until:
-                return False
-            self.requested += 1
-            wanted = self.requested
-            self.condition.notify_all()
-            if self.condition.wait_for(lambda: self.done >= wanted, self.timeout):
-                return True
-            self.open_until = time.monotonic() + BREAKER_SECONDS
-        log.warning("spans not exported within %.0f ms: not waiting for %gs",
-                    self.timeout * 1000, BREAKER_SECONDS)  # fmt: skip
-        return False
-
-    def _export_on_request(self) -> None:
-        while True:
-            with self.condition:
-                self.condition.wait_for(lambda: self.requested > self.done)
-                wanted = self.requested
-            try:
-                self.provider.force_flush()
-            except Exception:  # a tracing failure must never break the worker
-                log.exception("exporting spans failed")
-            with self.condition:
-                self.done = wanted
-                self.condition.notify_all()

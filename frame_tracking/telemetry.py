@@ -27,10 +27,12 @@ from opentelemetry.sdk.trace.export import (
 
 from frame_tracking.metrics import SPAN_EXPORT_FAILURES, SPANS_DROPPED, SPANS_EXPORTED
 from frame_tracking.span_delivery import schedule_delay_ms, tracer_provider
+from frame_tracking.span_spool import SpanSpool
 
 log = logging.getLogger(__name__)
 
 _provider: TracerProvider | None = None
+_spool: SpanSpool | None = None
 
 # OTEL_TRACES_EXPORTER values this build supports (the spec's list, comma-separated).
 EXPORTERS = ("otlp", "console", "none")
@@ -99,15 +101,19 @@ def make_exporter(name: str) -> SpanExporter:
     return CountingExporter(exporter)
 
 
-def configure_tracing(default_service_name: str = "detektr") -> TracerProvider | None:
+def configure_tracing(
+    default_service_name: str = "detektr", spool_dir: str = ""
+) -> TracerProvider | None:
     """Install the process's TracerProvider once; later calls return the same one.
 
-    `default_service_name` applies only when OTEL_SERVICE_NAME is not set. Returns None when
+    `default_service_name` applies only when OTEL_SERVICE_NAME is not set. With `spool_dir`
+    (workers), OTLP spans go through a span spool there (frame_tracking/span_spool.py) and
+    `write_spans()` puts them on disk. Returns None when
     OTEL_SDK_DISABLED=true: the API's no-op tracer then stays in place. With
     OTEL_TRACES_EXPORTER=none spans are still made (valid trace ids on every frame, sampling
     decisions) but go nowhere.
     """
-    global _provider
+    global _provider, _spool
     if _provider is not None:
         return _provider
     if tracing_disabled():
@@ -117,6 +123,11 @@ def configure_tracing(default_service_name: str = "detektr") -> TracerProvider |
     # spans, and a shorter schedule than the SDK's five seconds.
     provider = tracer_provider(Resource.create(attributes))
     for name in exporter_names():
+        if name == "otlp" and spool_dir:
+            _spool = open_spool(spool_dir)
+            if _spool is not None:
+                provider.add_span_processor(_spool)
+                continue
         exporter = make_exporter(name)
         provider.add_span_processor(
             CountingBatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay_ms())
@@ -126,10 +137,25 @@ def configure_tracing(default_service_name: str = "detektr") -> TracerProvider |
     return provider
 
 
+def open_spool(directory: str) -> SpanSpool | None:
+    try:
+        return SpanSpool(directory, OTLPSpanExporter())
+    except OSError as error:  # a read-only or missing volume must not stop the worker
+        log.warning("no span spool in %s (%s): spans leave on the processor's schedule, "
+                    "and a killed worker loses what it buffered", directory, error)  # fmt: skip
+        return None
+
+
+def write_spans() -> None:
+    """Put the spans ended so far on disk (a task's, before its acknowledgement)."""
+    if _spool is not None:
+        _spool.write()
+
+
 def shutdown_tracing(timeout_millis: int = 5000) -> None:
     """Flush buffered spans and stop the exporter; never raises."""
-    global _provider
-    provider, _provider = _provider, None
+    global _provider, _spool
+    provider, _provider, _spool = _provider, None, None
     if provider is None:
         return
     try:

@@ -47,8 +47,9 @@ def otlp() -> Iterator[OTLPReceiver]:
 
 
 @pytest.fixture
-def pipeline_env(transactional_db: None, otlp: OTLPReceiver) -> dict[str, str]:
-    """Environment for child processes: the test database, a clean Redis, the receiver."""
+def pipeline_env(transactional_db: None, otlp: OTLPReceiver, tmp_path: Path) -> dict[str, str]:
+    """Environment for child processes: the test database, a clean Redis, the receiver, a
+    span spool of the test's own."""
     db = connection.settings_dict
     if connection.vendor != "postgresql":
         pytest.fail("end-to-end tests need PostgreSQL: set DATABASE_URL=postgres://…")
@@ -59,6 +60,7 @@ def pipeline_env(transactional_db: None, otlp: OTLPReceiver) -> dict[str, str]:
         REDIS_URL=REDIS_TEST_URL,
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="200",
+        TRACE_SPOOL_DIR=str(tmp_path / "spans"),
         OTEL_SERVICE_NAME="",
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="detektr_project.settings",
