@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import cv2
@@ -66,6 +67,15 @@ def test_a_good_frame_is_stored_with_results_and_its_bytes_released(clean_redis)
     assert set(frame.timings) == {"capture", "buffer", "process", "store"}
     assert clean_redis.exists(frame_bytes.frame_key(frame.frame_id)) == 0
     assert frame_bytes.inflight("cam01") == (0, 0)
+
+
+def test_a_stage_s_success_line_names_the_frame_without_repeating_its_message(clean_redis, caplog):
+    payload = new_frame(jpeg())
+    with caplog.at_level(logging.INFO, logger="celery.app.trace"):
+        buffer.apply(args=(payload,))
+    [line] = [record.getMessage() for record in caplog.records if "succeeded" in record.msg]
+    assert payload["frame_id"] in line
+    assert "timings" not in line  # computing the whole repr costs every task (performance.md)
 
 
 @pytest.mark.django_db

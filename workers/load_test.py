@@ -79,9 +79,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jaeger-url", help="Jaeger's query API (default: JAEGER_QUERY_URL)")
     p.add_argument("--settle", type=float, default=15.0,
                    help="--deployment: seconds to let spans reach Jaeger (default 15)")  # fmt: skip
-    p.add_argument("--workers", type=int, default=1, help="worker processes to start (default 1)")
-    p.add_argument("--concurrency", type=int, default=2, help="pool size per worker (default 2)")
-    p.add_argument("--pool", default="prefork", choices=("prefork", "solo", "threads"))
+    # The shape the README and compose run: solo workers, one per core here.
+    p.add_argument("--workers", type=int, default=2, help="worker processes to start (default 2)")
+    p.add_argument("--pool", default="solo", choices=("prefork", "solo", "threads"),
+                   help="their pool (default solo)")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="pool size per worker, prefork and threads (default 2)")  # fmt: skip
     p.add_argument("--wait", type=float, default=120.0,
                    help="seconds to wait for the last frames' rows (default 120)")  # fmt: skip
     p.add_argument("--out", type=Path, help="directory for summary.json and plot.png "
