@@ -18,7 +18,8 @@ then deleted. Files carry the endpoint's hash in their name, so spans only ever 
 endpoint they were spooled for. A backend that is down leaves the records on disk (shipping
 is retried, with backoff) up to `max_bytes` per file; spans beyond that are dropped and
 counted (`detektr_spans_dropped_total`), as a full queue of the batch processor is, and a
-dead worker's file that nobody could ship for ORPHAN_MAX_AGE is deleted and counted alike.
+dead worker's file, of any endpoint, that nobody shipped for ORPHAN_MAX_AGE is deleted and
+counted alike (an endpoint that never came back would otherwise keep its files forever).
 """
 
 from __future__ import annotations
@@ -211,12 +212,16 @@ class SpanSpool(SpanProcessor):
         return offset
 
     def adopt_orphans(self) -> None:
-        """Ship and delete the files of processes that died spooling to this endpoint."""
-        for path in sorted(self.directory.glob(f"{self.key}-*.spool")):
-            if path != self.path and time.monotonic() >= self.retry_at:
-                self._adopt(path)
+        """Ship and delete the files of processes that died spooling to this endpoint, and
+        delete those of any endpoint that nobody shipped for ORPHAN_MAX_AGE."""
+        for path in sorted(self.directory.glob("*.spool")):
+            ours = path.name.startswith(f"{self.key}-")
+            if path == self.path:
+                continue
+            if (ours and time.monotonic() >= self.retry_at) or is_stale(path):
+                self._adopt(path, ours)
 
-    def _adopt(self, path: Path) -> None:
+    def _adopt(self, path: Path, ours: bool) -> None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:  # another process adopted it first
@@ -241,6 +246,8 @@ class SpanSpool(SpanProcessor):
                 log.warning("%d spans in %s were never shipped and are older than %gh: deleted",
                             spans, path.name, ORPHAN_MAX_AGE / 3600)  # fmt: skip
                 path.unlink()
+                return
+            if not ours:  # another endpoint's, not stale after all: not ours to ship
                 return
             shipped = self._ship_file(fd, offset, end)
             if shipped == end or read_batch(fd, shipped, end)[2] == shipped:
@@ -274,6 +281,13 @@ def count_spans(fd: int, offset: int, end: int) -> int:
     while (batch := read_batch(fd, offset, end))[2] > offset:
         spans, offset = spans + batch[1], batch[2]
     return spans
+
+
+def is_stale(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > ORPHAN_MAX_AGE
+    except FileNotFoundError:
+        return False
 
 
 def same_file(fd: int, path: Path) -> bool:

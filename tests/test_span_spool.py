@@ -210,8 +210,12 @@ def test_a_directory_it_cannot_write_leaves_tracing_on_the_batch_processor(tmp_p
     assert received(otlp) == ["capture_frame"]
 
 
-def test_a_dead_worker_s_spans_nobody_shipped_for_a_day_are_let_go_and_counted(tmp_path, otlp):
-    spool_and_die(tmp_path, otlp.endpoint)
+@pytest.mark.parametrize("endpoint", ["same", "another"])
+def test_a_dead_worker_s_spans_nobody_shipped_for_a_day_are_let_go_and_counted(
+    tmp_path, otlp, endpoint
+):
+    with OTLPReceiver() as elsewhere:
+        spool_and_die(tmp_path, (otlp if endpoint == "same" else elsewhere).endpoint)
     [left] = list(tmp_path.glob("*.spool"))
     a_day_ago = time.time() - 24 * 3600 - 60
     os.utime(left, (a_day_ago, a_day_ago))
