@@ -37,7 +37,7 @@ def clients_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_hundred_messages_through_a_channel_build_no_client_each(clients_made):
     queue = Queue("detektr-transport-test")
     with Connection(REDIS_UNIT_URL, transport=Transport) as connection:
-        channel = connection.default_channel
+        channel: Any = connection.default_channel  # a detektr_project.redis_transport.Channel
         queue(channel).declare()
         queue(channel).purge()
         producer = connection.Producer(channel)
@@ -47,6 +47,7 @@ def test_a_hundred_messages_through_a_channel_build_no_client_each(clients_made)
         channel.basic_qos(prefetch_count=1)
         for _ in range(100):
             message = queue(channel).get(no_ack=False)
+            assert message is not None
             received.append(message.payload["n"])
             message.ack()
         assert received == list(range(100))
@@ -56,7 +57,7 @@ def test_a_hundred_messages_through_a_channel_build_no_client_each(clients_made)
 
 def test_the_client_follows_a_pool_kombu_replaced():
     with Connection(REDIS_UNIT_URL, transport=Transport) as connection:
-        channel = connection.default_channel
+        channel: Any = connection.default_channel
         first = channel._create_client()
         assert channel._create_client() is first
         channel._disconnect_pools()  # what kombu does after a connection error
