@@ -6,7 +6,11 @@ import os
 
 from celery import Celery, Task
 
+from detektr_project import redis_transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "detektr_project.settings")
+# redis:// brokers: kombu's transport with one Redis client per channel.
+redis_transport.use_for_redis_urls()
 
 
 class FrameTask(Task):

@@ -6,13 +6,17 @@ publish. With redis-py 8 each object copies its response callbacks (about 60 µs
 eight times per frame across the three stages (docs/performance.md). redis-py clients are
 thread-safe and take their connections from the channel's pool, so one client per pool
 serves them all; when kombu replaces the pool after a connection error, the client follows.
-Selected for redis:// brokers by CELERY_BROKER_TRANSPORT (settings.py).
+
+`use_for_redis_urls()` (called where the Celery app is made) points kombu's transport alias
+table at it for redis:// and rediss:// URLs, so it follows the broker URL wherever that is
+set (settings, `celery -b`, a test) and an amqp:// broker keeps kombu's AMQP transport.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 
 
@@ -30,3 +34,9 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def use_for_redis_urls() -> None:
+    """Before the process's first broker connection: kombu caches what an alias resolved to."""
+    for scheme in ("redis", "rediss"):
+        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"

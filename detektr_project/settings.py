@@ -393,9 +393,6 @@ else:
         "unacked_restore_throttle": 1,
     }
     BROKER_REDELIVERY_SECONDS = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
-    if urlsplit(CELERY_BROKER_URL).scheme == "redis":
-        # kombu's, with one Redis client per channel (detektr_project/redis_transport.py)
-        CELERY_BROKER_TRANSPORT = "detektr_project.redis_transport:Transport"
 # --- end broker-specific ---
 CELERY_TASK_TIME_LIMIT = 20
 CELERY_TASK_SOFT_TIME_LIMIT = 15

@@ -8,16 +8,22 @@ from typing import Any
 import pytest
 import redis
 from kombu import Connection, Queue
+from kombu.transport import pyamqp
 
 from detektr_project.celery import app
 from detektr_project.redis_transport import Transport
 from tests.conftest import REDIS_UNIT_URL
 
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
-def test_celery_uses_it_for_a_redis_broker():
+
+def test_celery_uses_it_for_a_redis_broker_and_kombu_s_own_for_rabbitmq(settings):
     with app.connection_for_write() as connection:
-        assert connection.transport_cls == "detektr_project.redis_transport:Transport"
         assert isinstance(connection.transport, Transport)
+    # A broker URL set after start-up (`celery -b`, a test) picks its transport by scheme.
+    for url, transport in ((REDIS_UNIT_URL, Transport), (AMQP_URL, pyamqp.Transport)):
+        with Connection(url) as connection:
+            assert type(connection.transport) is transport
 
 
 @pytest.fixture
