@@ -215,9 +215,9 @@ class SpanSpool(SpanProcessor):
         """Ship and delete the files of processes that died spooling to this endpoint, and
         delete those of any endpoint that nobody shipped for ORPHAN_MAX_AGE."""
         for path in sorted(self.directory.glob("*.spool")):
-            ours = path.name.startswith(f"{self.key}-")
             if path == self.path:
                 continue
+            ours = path.name.startswith(f"{self.key}-")
             if (ours and time.monotonic() >= self.retry_at) or is_stale(path):
                 self._adopt(path, ours)
 
@@ -240,7 +240,7 @@ class SpanSpool(SpanProcessor):
                 return
             held = os.fstat(fd)
             end = held.st_size
-            if time.time() - held.st_mtime > ORPHAN_MAX_AGE:
+            if older_than_max_age(held.st_mtime):
                 spans = count_spans(fd, offset, end)
                 SPANS_DROPPED.inc(spans)
                 log.warning("%d spans in %s were never shipped and are older than %gh: deleted",
@@ -283,9 +283,13 @@ def count_spans(fd: int, offset: int, end: int) -> int:
     return spans
 
 
+def older_than_max_age(mtime: float) -> bool:
+    return time.time() - mtime > ORPHAN_MAX_AGE
+
+
 def is_stale(path: Path) -> bool:
     try:
-        return time.time() - path.stat().st_mtime > ORPHAN_MAX_AGE
+        return older_than_max_age(path.stat().st_mtime)
     except FileNotFoundError:
         return False
 
