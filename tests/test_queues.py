@@ -3,6 +3,8 @@ real task messages in a real Redis."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from detektr_project.celery import app
 from frame_tracking import FrameID, FrameMetadata
 from frame_tracking.metrics import QueueCollector, QueueReading
-from tasks import final_records, frame_bytes, queues
+from tasks import final_records, frame_bytes, frame_pipeline, queues
 from tasks.buffer import buffer
 from tests.e2e.services import RabbitVhost
 
@@ -63,6 +65,22 @@ def test_a_batch_of_final_records_is_aged_by_its_first_frame():
     depth, oldest = queues.waiting("store")
     assert depth == 1
     assert oldest is not None and 12 <= oldest < 20
+
+
+def test_a_frame_enters_as_one_buffer_message_that_names_it_and_carries_the_next_stages(broker):
+    meta = frame(age=5)
+    with app.connection_for_write(REDIS_URL) as connection:
+        frame_pipeline(meta).apply_async(connection=connection)  # type: ignore[call-arg]
+    depth, oldest = queues.waiting("buffer")
+    assert depth == 1 and oldest is not None and 5 <= oldest < 15
+    assert queues.waiting("process") == (0, None) and queues.waiting("store") == (0, None)
+    message = json.loads(broker.lindex("buffer", 0))
+    assert message["headers"]["argsrepr"] == f"({str(meta.frame_id)!r},)"  # what Flower shows
+    _, _, embed = json.loads(base64.b64decode(message["body"]))
+    [then_process] = embed["callbacks"]
+    then_store = then_process["options"]["link"]
+    assert (then_process["task"], then_store["task"]) == ("detektr.process", "detektr.store")
+    assert then_store["options"]["argsrepr"] == f"({str(meta.frame_id)!r},)"
 
 
 def test_a_message_that_names_no_frame_has_no_age():
