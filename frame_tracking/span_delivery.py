@@ -52,23 +52,10 @@ def schedule_delay_ms() -> int | None:
 def tracer_provider(resource: Resource) -> TracerProvider:
     """A TracerProvider whose Celery spans get replayable ids, sampling as configured."""
     ids = ReplayableSpanIds()
-    provider = TracerProvider(resource=ProcessResource(resource), id_generator=ids)
+    provider = TracerProvider(resource=resource, id_generator=ids)
     ids.sampler = provider.sampler  # the one OTEL_TRACES_SAMPLER names
     provider.sampler = ids
     return provider
-
-
-class ProcessResource(Resource):
-    """The process's resource, hashed once. The OTLP encoder groups spans by resource and
-    hashes each span's, and the SDK's Resource hashes by JSON-encoding its attributes every
-    time (a fifth of the encoding's CPU); a provider's resource never changes."""
-
-    def __init__(self, resource: Resource) -> None:
-        super().__init__(resource.attributes, resource.schema_url)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
 
 
 class ReplayableSpanIds(Sampler, IdGenerator):

@@ -17,9 +17,9 @@ def frame_pipeline(meta: FrameMetadata) -> Signature:
     chain takes in the message, written out: `chain(...).apply_async()` would clone and
     freeze every step on each call first, 0.4 ms of the capture's CPU per frame here
     (docs/performance.md). As in a chain, a stage that fails calls no further link and a
-    retried one keeps its link. Each message names the frame in
-    `argsrepr` (what Flower and the worker's log show) instead of a repr of the payload,
-    which Celery would otherwise compute and send on every hop."""
+    retried one keeps its link. Each message names the frame in `argsrepr` (what Flower and
+    the worker's log show) instead of a repr of the payload, which Celery would otherwise
+    compute and send on every hop."""
     from tasks.buffer import buffer
     from tasks.process import process
     from tasks.store import store

@@ -4,13 +4,10 @@ tests/test_span_spool.py)."""
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 
 from frame_tracking.span_delivery import tracer_provider
 
@@ -49,17 +46,3 @@ def test_the_configured_sampler_still_decides(monkeypatch: pytest.MonkeyPatch) -
     span = provider.get_tracer("test").start_span("capture_frame")
     assert not span.get_span_context().trace_flags.sampled
     assert "AlwaysOffSampler" in provider.sampler.get_description()
-
-
-def test_spans_carry_the_configured_resource_in_their_otlp_encoding() -> None:
-    configured = Resource.create({"service.name": "detektr-process", "deployment.name": "site-a"})
-    provider = tracer_provider(configured)
-    spans: list[ReadableSpan] = []
-    for name in ("run/detektr.process", "processor quality"):
-        span = provider.get_tracer("test").start_span(name)
-        span.end()
-        spans.append(cast(ReadableSpan, span))  # the SDK's spans are readable once ended
-    [resource_spans] = encode_spans(spans).resource_spans  # one resource: grouped by it
-    encoded = {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes}
-    assert encoded["service.name"] == "detektr-process" and encoded["deployment.name"] == "site-a"
-    assert provider.resource == configured and hash(provider.resource) == hash(configured)

@@ -8,17 +8,21 @@ import os
 import subprocess
 import sys
 import time
+from typing import cast
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from prometheus_client import REGISTRY
 
 from frame_tracking.otlp_receiver import OTLPReceiver
 from frame_tracking.telemetry import (
     CountingBatchSpanProcessor,
     CountingExporter,
+    ProcessResource,
     exporter_names,
 )
 from tests.e2e.conftest import ROOT, wait_until
@@ -164,3 +168,17 @@ def test_spans_the_batch_processor_drops_when_its_queue_is_full_are_counted():
     assert 20 <= counted("detektr_spans_dropped_total") - dropped <= 22
     backend.close()
     provider.shutdown()
+
+
+def test_spans_carry_the_process_resource_in_their_otlp_encoding() -> None:
+    configured = Resource.create({"service.name": "detektr-process", "deployment.name": "site-a"})
+    provider = TracerProvider(resource=ProcessResource(configured))
+    spans: list[ReadableSpan] = []
+    for name in ("run/detektr.process", "processor quality"):
+        span = provider.get_tracer("test").start_span(name)
+        span.end()
+        spans.append(cast(ReadableSpan, span))  # the SDK's spans are readable once ended
+    [resource_spans] = encode_spans(spans).resource_spans  # one resource: grouped by it
+    encoded = {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes}
+    assert encoded["service.name"] == "detektr-process" and encoded["deployment.name"] == "site-a"
+    assert provider.resource == configured and hash(provider.resource) == hash(configured)
