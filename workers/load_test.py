@@ -123,7 +123,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
 
 
 class RunBroke(Exception):
-    """A process the run needs did not start or died."""
+    """A process the run needs did not start or died, or the database is not ready."""
+
+
+def database_ready() -> None:
+    """The rows are where the run counts frames: a database that does not answer or lacks
+    the frames table stops it before anything starts, with the check's fix (manage.py doctor
+    runs the same checks)."""
+    from health import checks
+
+    for result in (checks.database(), checks.migrations()):
+        if result.status is checks.Status.FAIL:
+            raise RunBroke(f"{result.check}: {result.detail}; fix: {result.fix}")
 
 
 class LoadRun:
@@ -138,6 +149,7 @@ class LoadRun:
 
     def execute(self) -> dict[str, Any]:
         started = datetime.now(UTC)
+        database_ready()
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.args.deployment:
             ranges, cpu = self.capture_all(dict(os.environ))
@@ -150,6 +162,7 @@ class LoadRun:
         with OTLPReceiver() as receiver:
             env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
             workers = [self.start_worker(env, i) for i in range(self.args.workers)]
+            cpu: dict[str, float] = {}
             try:
                 ranges, cpu = self.capture_all(env)
                 self.wait_for_rows(ranges)
@@ -203,11 +216,17 @@ class LoadRun:
         }
         expected = int(self.args.fps * self.args.duration * len(self.cameras))
         rows = Frame.objects.filter(camera_id__in=self.cameras)
-        with tqdm(total=expected, unit="frame", desc="finished", file=sys.stderr,
-                  disable=None) as progress:  # fmt: skip
-            while any(capture.poll() is None for capture in captures.values()):
-                time.sleep(1)
-                progress.update(max(0, rows.count() - progress.n))
+        try:
+            with tqdm(total=expected, unit="frame", desc="finished", file=sys.stderr,
+                      disable=None) as progress:  # fmt: skip
+                while any(capture.poll() is None for capture in captures.values()):
+                    time.sleep(1)
+                    progress.update(max(0, rows.count() - progress.n))
+        except BaseException:  # the database went away, or ^C: no capture is left running
+            for capture in captures.values():
+                capture.terminate()
+                capture.wait()
+            raise
         ranges = {}
         for camera, capture in captures.items():
             output = capture.stdout.read() if capture.stdout else ""
