@@ -162,7 +162,7 @@ class LoadRun:
         with OTLPReceiver() as receiver:
             env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
             workers = [self.start_worker(env, i) for i in range(self.args.workers)]
-            cpu: dict[str, float] = {}
+            cpu = {}  # what the captures used, once they ran
             try:
                 ranges, cpu = self.capture_all(env)
                 self.wait_for_rows(ranges)
