@@ -13,7 +13,9 @@ database detektr_bench_side reached through a counting TCP proxy (SQL statements
 queries + extended-protocol executes), and an OTLP/HTTP receiver (detektr traced, every span
 exported before its task is acknowledged, as deployed).
 
-Per system and round, one worker serves two runs:
+Systems take turns, each round starting with the next one, so a host whose speed drifts
+during the run (a shared VM's does) favours none of them. Per system and round, one worker
+serves two runs:
   capacity  `--offer-fps` for `--offer-seconds` with shedding off (in-flight bounds and stale
             age out of reach): stored frames per second, first to last stored;
   latency   `--latency-fps`: capture→stored p50 / p95.
@@ -635,8 +637,12 @@ def main() -> None:
                 receiver,
             )
             kinds = {"detektr": Detektr, "naive": Naive}
+            names = args.systems.split(",")
             for round_ in range(args.rounds):
-                for name in args.systems.split(","):
+                # Each round starts with the next system: a host that speeds up or slows down
+                # during the run must not favour whichever system always runs last.
+                first = round_ % len(names)
+                for name in names[first:] + names[:first]:
                     system = kinds[name.split("-")[0]](services, args, name)
                     system.start()
                     try:
