@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import QuerySet
 from tqdm import tqdm
 
 from frame_tracking.completeness import CompletenessReport, FetchTrace, FrameRef, check_frames
@@ -110,6 +112,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except RunBroke as exc:
         print(f"load_test: {exc}", file=sys.stderr)
         return BROKEN
+    except DatabaseError as exc:  # still away when the run had to read its rows
+        from health.checks import problem
+
+        print(f"load_test: the database stopped answering: {problem(exc)}", file=sys.stderr)
+        return BROKEN
     directory = args.out or ROOT / "var" / "load-test" / summary["started_at"].replace(":", "")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -135,6 +142,16 @@ def database_ready() -> None:
     for result in (checks.database(), checks.migrations()):
         if result.status is checks.Status.FAIL:
             raise RunBroke(f"{result.check}: {result.detail}; fix: {result.fix}")
+
+
+def finished(rows: QuerySet[Frame]) -> int | None:
+    """How many of the run's frames have a row; None while the database is away: the
+    pipeline waits an outage out (store retries), and so does the run."""
+    try:
+        return rows.count()
+    except DatabaseError:
+        connection.close()  # the next call reconnects
+        return None
 
 
 class LoadRun:
@@ -221,7 +238,7 @@ class LoadRun:
                       disable=None) as progress:  # fmt: skip
                 while any(capture.poll() is None for capture in captures.values()):
                     time.sleep(1)
-                    progress.update(max(0, rows.count() - progress.n))
+                    progress.update(max(0, (finished(rows) or progress.n) - progress.n))
         except BaseException:  # the database went away, or ^C: no capture is left running
             for capture in captures.values():
                 capture.terminate()
@@ -239,7 +256,7 @@ class LoadRun:
         captured = sum(last - first + 1 for first, last in ranges.values())
         rows = Frame.objects.filter(camera_id__in=self.cameras)
         deadline = time.monotonic() + self.args.wait
-        while rows.count() < captured and time.monotonic() < deadline:
+        while (finished(rows) or 0) < captured and time.monotonic() < deadline:
             time.sleep(0.5)
 
     def summarise(

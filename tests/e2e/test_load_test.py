@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,8 +17,9 @@ import psycopg
 import pytest
 
 from frames.models import Frame
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, wait_until
 from tests.e2e.jaeger_api import JaegerQueryAPI
+from tests.e2e.services import TCPProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +111,35 @@ def test_a_database_that_is_missing_or_not_migrated_stops_the_run_before_it_star
     assert "fix: python manage.py migrate" in unmigrated.stderr
     assert not (tmp_path / "summary.json").exists()
     assert run_logs() == logs_before  # a run's log directory appears when it starts processes
+
+
+def test_a_database_outage_during_the_run_is_waited_out_as_the_pipeline_waits_it_out(
+    pipeline_env, tmp_path
+):
+    """store retries through an outage; the run's counting of rows waits too instead of
+    dying, and every frame is accounted for once the database is back. (The proxy also cuts
+    a connection that idles for 5 s, as a firewall would: the run's own connection idles
+    while its workers start, so the run meets a cut connection before the outage as well.)"""
+    proxy = TCPProxy(target_port=5432)
+    database = pipeline_env["DATABASE_URL"].replace(":5432/", f":{proxy.port}/")
+    command = [sys.executable, "scripts/load_test.py", "--fps", "10", "--duration", "15",
+               "--size", "320x240", "--cameras", "1", "--out", str(tmp_path)]  # fmt: skip
+    try:
+        run = subprocess.Popen(
+            command, cwd=ROOT, env={**pipeline_env, "DATABASE_URL": database},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        stored = Frame.objects.filter(status="stored")
+        assert wait_until(lambda: stored.count() >= 20 or run.poll() is not None, 120)
+        assert run.poll() is None, run.communicate()[1][-3000:]  # still running at the outage
+        proxy.unplug()
+        time.sleep(5)  # the outage: the run polls its rows every second
+        proxy.plug()
+        out, err = run.communicate(timeout=300)
+    finally:
+        proxy.close()
+    assert "Traceback" not in err, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    check_summary(summary, subprocess.CompletedProcess(command, run.returncode, out, err), 1)
+    total = summary["total"]
+    assert total["lost"] == total["failed"] == 0, total
