@@ -8,7 +8,9 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 import redis
 from django.contrib.auth.models import Permission, User
@@ -128,6 +130,21 @@ def staff_user(db: None) -> User:
 @pytest.fixture
 def superuser(db: None) -> User:
     return User.objects.create_superuser("admin", password="admin-password")
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database next to the tests' own, dropped afterwards."""
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/detektr")
+    parts = urlsplit(base)
+    name = parts.path.lstrip("/") + "_scratch"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # Real cameras on 127.0.0.1 for the source tests (tests/e2e/camera_servers.py).

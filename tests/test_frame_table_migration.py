@@ -8,13 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DAYS = [datetime(2026, 11, 20, 23, 59, 30, tzinfo=UTC) + timedelta(days=d) for d in (0, 1, 5)]
@@ -27,21 +24,6 @@ def manage(database_url: str, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database next to the tests' own, dropped afterwards."""
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/detektr")
-    parts = urlsplit(base)
-    name = parts.path.lstrip("/") + "_migration"
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 Row = tuple[str, str, int, datetime, str, str, bool, float]

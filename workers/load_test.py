@@ -239,7 +239,7 @@ class LoadRun:
                 while any(capture.poll() is None for capture in captures.values()):
                     time.sleep(1)
                     progress.update(max(0, (finished(rows) or progress.n) - progress.n))
-        except BaseException:  # the database went away, or ^C: no capture is left running
+        except BaseException:  # ^C, or anything else: no capture is left running
             for capture in captures.values():
                 capture.terminate()
                 capture.wait()

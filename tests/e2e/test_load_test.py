@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
 from frames.models import Frame
@@ -83,30 +82,22 @@ def test_against_a_deployment_it_runs_only_captures_and_reads_completeness_from_
 
 
 def test_a_database_that_is_missing_or_not_migrated_stops_the_run_before_it_starts(
-    pipeline_env, tmp_path
+    pipeline_env, database_url, tmp_path
 ):
     """The rows are how the run counts frames: with no database, or one without the frames
     table, it says which and what to do, and starts no worker and no camera."""
-    db = urlsplit(pipeline_env["DATABASE_URL"])
-    name = f"{db.path.lstrip('/')}_load_empty"
-    admin = urlunsplit(db._replace(path="/postgres"))
-    missing = urlunsplit(db._replace(path=f"/{name}_missing"))
-    empty = urlunsplit(db._replace(path=f"/{name}"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    empty = urlsplit(database_url)  # a fresh database, not migrated
+    name = empty.path.lstrip("/") + "_missing"
+    missing = urlunsplit(empty._replace(path=f"/{name}"))
     logs_before = run_logs()
-    try:
-        gone = load_test({**pipeline_env, "DATABASE_URL": missing}, tmp_path, "--cameras", "1")
-        unmigrated = load_test({**pipeline_env, "DATABASE_URL": empty}, tmp_path, "--cameras", "1")
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    gone = load_test({**pipeline_env, "DATABASE_URL": missing}, tmp_path, "--cameras", "1")
+    unmigrated = load_test({**pipeline_env, "DATABASE_URL": database_url}, tmp_path,
+                           "--cameras", "1")  # fmt: skip
     for result in (gone, unmigrated):
         assert result.returncode == 2, result.stderr  # BROKEN, not FAILED: nothing was measured
         assert "Traceback" not in result.stderr, result.stderr
-    assert f"load_test: database: postgresql {name}_missing: " in gone.stderr
-    assert f'database "{name}_missing" does not exist' in gone.stderr
+    assert f"load_test: database: postgresql {name}: " in gone.stderr
+    assert f'database "{name}" does not exist' in gone.stderr
     assert "load_test: migrations: " in unmigrated.stderr
     assert "fix: python manage.py migrate" in unmigrated.stderr
     assert not (tmp_path / "summary.json").exists()
