@@ -10,7 +10,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 import redis
@@ -85,9 +85,23 @@ def reachable(
 
 
 def database() -> Result:
-    where = f"{connection.vendor} {connection.settings_dict.get('NAME')}"
-    return reachable("database", where, select_one, (DatabaseError,),
-                     "start PostgreSQL or correct DATABASE_URL")  # fmt: skip
+    name = connection.settings_dict.get("NAME")
+    where = f"{connection.vendor} {name}"
+    result = reachable("database", where, select_one, (DatabaseError,),
+                       "start PostgreSQL or correct DATABASE_URL")  # fmt: skip
+    # PostgreSQL answers, but the database was never created: starting it is not the fix.
+    if result.status is Status.FAIL and f'database "{name}" does not exist' in result.detail:
+        fix = f"create it ({createdb()}) or correct DATABASE_URL, then: python manage.py migrate"
+        return replace(result, fix=fix)
+    return result
+
+
+def createdb() -> str:
+    """The createdb command for DATABASE_URL's database (without its password)."""
+    db = connection.settings_dict
+    options = [f"{flag} {db[key]}" for flag, key in (("-h", "HOST"), ("-p", "PORT"),
+               ("-U", "USER")) if db.get(key)]  # fmt: skip
+    return " ".join(["createdb", *options, str(db["NAME"])])
 
 
 def select_one() -> None:

@@ -8,11 +8,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 import redis
-from django.db import connection
 
 from frame_tracking.otlp_receiver import OTLPReceiver
 from tests.e2e.conftest import ROOT
@@ -126,21 +125,33 @@ def test_a_closed_otlp_port_fails_the_otlp_check(start_worker, doctor_env):
     assert checks["jaeger"]["status"] != "ok"  # no test span to look for
 
 
-@pytest.fixture
-def empty_database(doctor_env: dict[str, str]):
-    """A fresh database nobody migrated, on the same PostgreSQL server."""
-    name = f"{connection.settings_dict['NAME']}_unmigrated"
-    server = doctor_env["DATABASE_URL"].rsplit("/", 1)[0]
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{server}/{name}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def test_a_missing_database_fails_with_createdb_as_the_fix(doctor_env, database_url):
+    """PostgreSQL answers but has no such database: the fix creates it, not starts PostgreSQL."""
+    url = urlsplit(database_url)
+    name = url.path.lstrip("/") + "_missing"
+    missing = urlunsplit(url._replace(path=f"/{name}"))
+    status, checks, _ = doctor({**doctor_env, "DATABASE_URL": missing})
+    assert status == 1
+    assert checks["database"]["status"] == "FAIL"
+    assert f'database "{name}" does not exist' in checks["database"]["detail"]
+    createdb = f"createdb -h {url.hostname} -p {url.port} -U {url.username} {name}"
+    assert checks["database"]["fix"] == (
+        f"create it ({createdb}) or correct DATABASE_URL, then: python manage.py migrate"
+    )
+    assert checks["migrations"]["status"] == "FAIL"
 
 
-def test_an_unmigrated_database_fails_with_migrate_as_the_fix(doctor_env, empty_database):
-    status, checks, _ = doctor({**doctor_env, "DATABASE_URL": empty_database})
+def test_a_stopped_postgresql_fails_with_start_postgresql_as_the_fix(doctor_env):
+    """Nothing listens where DATABASE_URL points: then starting PostgreSQL is the fix."""
+    closed = f"postgres://postgres@127.0.0.1:{free_port()}/detektr"
+    status, checks, _ = doctor({**doctor_env, "DATABASE_URL": closed})
+    assert status == 1
+    assert checks["database"]["status"] == "FAIL"
+    assert checks["database"]["fix"] == "start PostgreSQL or correct DATABASE_URL"
+
+
+def test_an_unmigrated_database_fails_with_migrate_as_the_fix(doctor_env, database_url):
+    status, checks, _ = doctor({**doctor_env, "DATABASE_URL": database_url})
     assert status == 1
     assert checks["database"]["status"] == "ok"
     assert checks["migrations"]["status"] == "FAIL"

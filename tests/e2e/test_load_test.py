@@ -98,6 +98,8 @@ def test_a_database_that_is_missing_or_not_migrated_stops_the_run_before_it_star
         assert "Traceback" not in result.stderr, result.stderr
     assert f"load_test: database: postgresql {name}: " in gone.stderr
     assert f'database "{name}" does not exist' in gone.stderr
+    assert f"{name}) or correct DATABASE_URL, then: python manage.py migrate" in gone.stderr
+    assert "fix: create it (createdb " in gone.stderr
     assert "load_test: migrations: " in unmigrated.stderr
     assert "fix: python manage.py migrate" in unmigrated.stderr
     assert not (tmp_path / "summary.json").exists()
