@@ -6,6 +6,8 @@
         [--systems detektr,naive] [--env detektr:NAME=VALUE ...] [--profile DIR]
         [--variant LABEL:NAME=VALUE,... ...]   # more detektr systems beside the others, e.g.
         #   --variant solo:SHAPE=solo2 --variant events:CELERY_WORKER_SEND_TASK_EVENTS=true
+        #   --variant amqp:CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672/bench (the
+        #   broker's CPU then is not counted: only a private redis-server's is)
 
 Everything runs against private services started here, so the counts are the pipeline's own:
 a redis-server on a free port (broker and frame bytes; INFO commandstats per run), PostgreSQL
@@ -230,6 +232,9 @@ class System:
     def env(self) -> dict[str, str]:
         raise NotImplementedError
 
+    def broker(self) -> str:
+        return self.services.redis_url
+
     def worker_commands(self) -> list[list[str]]:
         base = [PYTHON, "-m", "celery", "-A", self.worker_app, "worker", "-l", "warning"]
         shape = self.shape if self.name.startswith("detektr") else "prefork2"
@@ -256,7 +261,7 @@ class System:
                     start_new_session=True,
                 )
             )
-        control = Celery(broker=self.services.redis_url).control
+        control = Celery(broker=self.broker()).control
         deadline = time.monotonic() + 90
         while len(control.ping(timeout=0.5) or []) < len(self.workers):
             if any(w.poll() is not None for w in self.workers) or time.monotonic() > deadline:
@@ -418,6 +423,10 @@ class Detektr(System):
         env.update(self.args.detektr_env)
         env.update(self.extra)
         return env
+
+    def broker(self) -> str:
+        """A variant may name another broker (CELERY_BROKER_URL=amqp://…)."""
+        return self.env()["CELERY_BROKER_URL"]
 
     def truncate(self) -> None:
         with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as conn:
