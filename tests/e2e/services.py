@@ -92,6 +92,7 @@ class TCPProxy:
         except OSError:
             client.close()
             return
+        upstream.settimeout(None)  # the 5 s were for connecting: an idle connection stays up
         with self.lock:
             self.sockets.update((client, upstream))
         for source, sink, answers in ((client, upstream, False), (upstream, client, True)):

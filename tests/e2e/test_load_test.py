@@ -110,9 +110,7 @@ def test_a_database_outage_during_the_run_is_waited_out_as_the_pipeline_waits_it
     pipeline_env, tmp_path
 ):
     """store retries through an outage; the run's counting of rows waits too instead of
-    dying, and every frame is accounted for once the database is back. (The proxy also cuts
-    a connection that idles for 5 s, as a firewall would: the run's own connection idles
-    while its workers start, so the run meets a cut connection before the outage as well.)"""
+    dying, and every frame is accounted for once the database is back."""
     proxy = TCPProxy(target_port=5432)
     database = pipeline_env["DATABASE_URL"].replace(":5432/", f":{proxy.port}/")
     command = [sys.executable, "scripts/load_test.py", "--fps", "10", "--duration", "15",
