@@ -222,10 +222,11 @@ class System:
         self.services, self.args = services, args
         self.name = name or self.name
         # A variant (--variant LABEL:NAME=VALUE,...): detektr with more environment; SHAPE=
-        # sets its worker shape, ROOT= runs another checkout of detektr.
+        # sets its worker shape, ROOT= runs another checkout of detektr, LOGLEVEL= its workers' -l.
         self.extra = dict(args.variants.get(self.name.removeprefix("detektr-"), {}))
         self.shape = self.extra.pop("SHAPE", args.shape)
         self.root = Path(self.extra.pop("ROOT", ROOT))  # another checkout, e.g. the last release
+        self.loglevel = self.extra.pop("LOGLEVEL", "warning")  # the workers' -l
         self.workers: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 
@@ -236,7 +237,7 @@ class System:
         return self.services.redis_url
 
     def worker_commands(self) -> list[list[str]]:
-        base = [PYTHON, "-m", "celery", "-A", self.worker_app, "worker", "-l", "warning"]
+        base = [PYTHON, "-m", "celery", "-A", self.worker_app, "worker", "-l", self.loglevel]
         shape = self.shape if self.name.startswith("detektr") else "prefork2"
         if shape == "prefork2":
             return [[*base, "-c", "2"]]

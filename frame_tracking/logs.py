@@ -10,6 +10,7 @@ filter, so one filter does all three for the records our handlers write.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from contextvars import ContextVar, Token
 
 from opentelemetry import trace
@@ -31,6 +32,17 @@ def bind_frame(frame_id: str) -> Token[str]:
 
 def unbind_frame(token: Token[str]) -> None:
     _frame_id.reset(token)
+
+
+class DropMessages(logging.Filter):
+    """Drops the records logged with one of `messages` as their (unformatted) message."""
+
+    def __init__(self, messages: Iterable[str]) -> None:
+        super().__init__()
+        self.messages = frozenset(messages)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.messages
 
 
 class TraceContextFilter(logging.Filter):

@@ -40,6 +40,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("FRAME_LATENCY_BUDGET_MS", "-100"),
         ("JAEGER_UI_URL", "jaeger:16686"),
         ("LOG_LEVEL", "chatty"),
+        ("LOG_TASKS", "sometimes"),
         ("WORKER_METRICS_PORT", "-1"),
         ("SECRET_KEY", "dev-only-insecure-key-change-me"),  # the key once built in
         ("SECRET_KEY", "too-short"),
@@ -135,3 +136,29 @@ def test_error_reports_hide_the_urls_that_carry_passwords(settings) -> None:
     shown = get_default_exception_reporter_filter().get_safe_settings()
     assert "hunter2" not in repr(shown)
     assert shown["CELERY_BROKER_URL"] == shown["REDIS_URL"] == "********************"
+
+
+LOG_LINES = """
+import logging
+from celery.app.trace import LOG_RECEIVED, LOG_RETRY, LOG_SUCCESS
+task = {"id": "t1", "name": "detektr.store", "args": "()", "kwargs": "{}", "eta": None,
+        "exc": "OperationalError()", "return_value": "{}", "runtime": 0.001}
+logging.getLogger("celery.worker.strategy").info(LOG_RECEIVED, task)
+logging.getLogger("celery.app.trace").info(LOG_SUCCESS, task)
+logging.getLogger("celery.app.trace").info(LOG_RETRY, task)
+logging.getLogger("celery.app.trace").error("Task %(name)s[%(id)s] raised", task)
+"""
+
+
+@pytest.mark.parametrize(("log_tasks", "lines"), [("", 2), ("true", 4)])
+def test_celerys_received_and_succeeded_lines_are_kept_only_with_log_tasks(
+    log_tasks: str, lines: int
+) -> None:
+    """Six lines a frame are off by default; a task's retries and failures are not."""
+    result = manage("shell", "-c", LOG_LINES, LOG_TASKS=log_tasks)
+    logged = [line for line in result.stderr.splitlines() if "detektr.store[t1]" in line]
+    assert len(logged) == lines, result.stderr
+    assert any(" retry: " in line for line in logged)
+    assert any(" ERROR " in line and " raised" in line for line in logged)
+    assert any(" succeeded in " in line for line in logged) == bool(log_tasks)
+    assert any(line.endswith(" received") for line in logged) == bool(log_tasks)

@@ -69,7 +69,11 @@ def test_a_good_frame_is_stored_with_results_and_its_bytes_released(clean_redis)
     assert frame_bytes.inflight("cam01") == (0, 0)
 
 
-def test_a_stage_s_success_line_names_the_frame_without_repeating_its_message(clean_redis, caplog):
+def test_a_stage_s_success_line_names_the_frame_without_repeating_its_message(
+    clean_redis, caplog, monkeypatch
+):
+    # The line as LOG_TASKS=true logs it (off by default: settings.LOGGING drops it).
+    monkeypatch.setattr(logging.getLogger("celery.app.trace"), "filters", [])
     payload = new_frame(jpeg())
     with caplog.at_level(logging.INFO, logger="celery.app.trace"):
         buffer.apply(args=(payload,))

@@ -47,7 +47,7 @@ def fields(output: str, message: str) -> list[tuple[str, str, str]]:
 
 def test_a_workers_lines_name_the_frame_its_trace_and_the_span(start_worker, pipeline_env, otlp):
     processors = "tasks.processors.FrameQualityProcessor,tests.e2e.test_logs.LoggingProcessor"
-    worker = start_worker("-c", "2", env={"FRAME_PROCESSORS": processors})
+    worker = start_worker("-c", "2", env={"FRAME_PROCESSORS": processors, "LOG_TASKS": "true"})
     output = run_capture(
         pipeline_env, "--camera", "logs01", "--source", "synthetic://?width=160&height=120",
         "--fps", "20", "--frames", "10",
@@ -64,12 +64,27 @@ def test_a_workers_lines_name_the_frame_its_trace_and_the_span(start_worker, pip
         assert rows[frame_id] == trace_id
         assert wait_until(lambda: span_name(trace_id, span_id) is not None, 15)  # noqa: B023
         assert span_name(trace_id, span_id) == "processor logging"  # the span that was current
-    # Celery's own line for each stage run carries them too.
+    # Celery's own line for each stage run carries them too (LOG_TASKS=true).
     succeeded = fields(worker.output(), r"Task detektr\.store\[\S+\] succeeded")
     assert len(succeeded) == 10
     assert {(trace_id, frame_id) for trace_id, _, frame_id in succeeded} == {
         (trace_id, frame_id) for frame_id, trace_id in rows.items()
     }
+
+
+def test_a_worker_logs_no_line_per_task_by_default(start_worker, pipeline_env):
+    """Six lines a frame (received and succeeded per stage) are off without LOG_TASKS; what
+    the stages themselves log still shows."""
+    processors = "tasks.processors.FrameQualityProcessor,tests.e2e.test_logs.LoggingProcessor"
+    worker = start_worker("-c", "2", "-l", "info", env={"FRAME_PROCESSORS": processors})
+    output = run_capture(
+        pipeline_env, "--camera", "logs02", "--source", "synthetic://?width=160&height=120",
+        "--fps", "20", "--frames", "10",
+    )  # fmt: skip
+    assert account("logs02", output)["stored"] == 10
+    assert wait_until(lambda: len(fields(worker.output(), "looked at the frame")) == 10, 30)
+    assert fields(worker.output(), r"Task detektr\.\w+\[\S+\] (received|succeeded)") == []
+    assert " ready." in worker.output()  # the worker's INFO lines are there
 
 
 def test_a_capture_workers_lines_name_the_frame_and_its_trace(pipeline_env, tmp_path):
