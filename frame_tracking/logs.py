@@ -42,7 +42,8 @@ class DropMessages(logging.Filter):
         self.messages = frozenset(messages)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg not in self.messages
+        # A message may be any object (logger.info(some_dict)): only strings are looked up.
+        return not (isinstance(record.msg, str) and record.msg in self.messages)
 
 
 class TraceContextFilter(logging.Filter):

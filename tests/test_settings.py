@@ -147,10 +147,11 @@ logging.getLogger("celery.worker.strategy").info(LOG_RECEIVED, task)
 logging.getLogger("celery.app.trace").info(LOG_SUCCESS, task)
 logging.getLogger("celery.app.trace").info(LOG_RETRY, task)
 logging.getLogger("celery.app.trace").error("Task %(name)s[%(id)s] raised", task)
+logging.getLogger("celery.app.trace").warning({"task": "detektr.store[t1]", "unhashable": []})
 """
 
 
-@pytest.mark.parametrize(("log_tasks", "lines"), [("", 2), ("true", 4)])
+@pytest.mark.parametrize(("log_tasks", "lines"), [("", 3), ("true", 5)])
 def test_celerys_received_and_succeeded_lines_are_kept_only_with_log_tasks(
     log_tasks: str, lines: int
 ) -> None:
@@ -160,5 +161,6 @@ def test_celerys_received_and_succeeded_lines_are_kept_only_with_log_tasks(
     assert len(logged) == lines, result.stderr
     assert any(" retry: " in line for line in logged)
     assert any(" ERROR " in line and " raised" in line for line in logged)
+    assert any("'unhashable': []" in line for line in logged)  # any object as a message
     assert any(" succeeded in " in line for line in logged) == bool(log_tasks)
     assert any(line.endswith(" received") for line in logged) == bool(log_tasks)
