@@ -7,10 +7,11 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import redis
@@ -74,34 +75,39 @@ def database_url() -> str:
 
 def reachable(
     check: str, where: str, probe: Callable[[], object], errors: tuple[type[Exception], ...],
-    fix: str,
+    fix: str | Callable[[Exception], str],
 ) -> Result:  # fmt: skip
-    """Run `probe`; `errors` from it mean the service is away."""
+    """Run `probe`; `errors` from it mean the service is away. `fix` may depend on the error."""
     try:
         probe()
     except errors as exc:
-        return Result(check, Status.FAIL, f"{where}: {problem(exc)}", fix)
+        return Result(check, Status.FAIL, f"{where}: {problem(exc)}",
+                      fix(exc) if callable(fix) else fix)  # fmt: skip
     return Result(check, Status.OK, f"{where} answers")
 
 
 def database() -> Result:
+    where = f"{connection.vendor} {connection.settings_dict.get('NAME')}"
+    return reachable("database", where, select_one, (DatabaseError,), database_fix)
+
+
+def database_fix(exc: Exception) -> str:
+    """PostgreSQL that answers that the database was never created needs it created, not
+    started (its message in English; in another language the general fix stands)."""
     name = connection.settings_dict.get("NAME")
-    where = f"{connection.vendor} {name}"
-    result = reachable("database", where, select_one, (DatabaseError,),
-                       "start PostgreSQL or correct DATABASE_URL")  # fmt: skip
-    # PostgreSQL answers, but the database was never created: starting it is not the fix.
-    if result.status is Status.FAIL and f'database "{name}" does not exist' in result.detail:
-        fix = f"create it ({createdb()}) or correct DATABASE_URL, then: python manage.py migrate"
-        return replace(result, fix=fix)
-    return result
+    if f'database "{name}" does not exist' in str(exc):
+        return f"create it ({createdb()}) or correct DATABASE_URL, then: python manage.py migrate"
+    return "start PostgreSQL or correct DATABASE_URL"
 
 
 def createdb() -> str:
     """The createdb command for DATABASE_URL's database (without its password)."""
     db = connection.settings_dict
-    options = [f"{flag} {db[key]}" for flag, key in (("-h", "HOST"), ("-p", "PORT"),
-               ("-U", "USER")) if db.get(key)]  # fmt: skip
-    return " ".join(["createdb", *options, str(db["NAME"])])
+    command = ["createdb"]
+    for flag, key in (("-h", "HOST"), ("-p", "PORT"), ("-U", "USER")):
+        if db.get(key):
+            command += [flag, str(db[key])]
+    return shlex.join([*command, str(db["NAME"])])
 
 
 def select_one() -> None:

@@ -156,7 +156,7 @@ def test_celerys_received_and_succeeded_lines_are_kept_only_with_log_tasks(
     log_tasks: str, lines: int
 ) -> None:
     """Six lines a frame are off by default; a task's retries and failures are not."""
-    result = manage("shell", "-c", LOG_LINES, LOG_TASKS=log_tasks)
+    result = manage("shell", "-c", LOG_LINES, LOG_TASKS=log_tasks, LOG_LEVEL="INFO")
     logged = [line for line in result.stderr.splitlines() if "detektr.store[t1]" in line]
     assert len(logged) == lines, result.stderr
     assert any(" retry: " in line for line in logged)

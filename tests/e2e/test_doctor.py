@@ -134,7 +134,8 @@ def test_a_missing_database_fails_with_createdb_as_the_fix(doctor_env, database_
     assert status == 1
     assert checks["database"]["status"] == "FAIL"
     assert f'database "{name}" does not exist' in checks["database"]["detail"]
-    createdb = f"createdb -h {url.hostname} -p {url.port} -U {url.username} {name}"
+    given = (("-h", url.hostname), ("-p", url.port), ("-U", url.username))
+    createdb = " ".join(["createdb", *(f"{flag} {value}" for flag, value in given if value), name])
     assert checks["database"]["fix"] == (
         f"create it ({createdb}) or correct DATABASE_URL, then: python manage.py migrate"
     )
