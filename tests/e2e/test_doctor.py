@@ -125,9 +125,9 @@ def test_a_closed_otlp_port_fails_the_otlp_check(start_worker, doctor_env):
     assert checks["jaeger"]["status"] != "ok"  # no test span to look for
 
 
-def test_a_missing_database_fails_with_createdb_as_the_fix(doctor_env, database_url):
+def test_a_missing_database_fails_with_createdb_as_the_fix(doctor_env):
     """PostgreSQL answers but has no such database: the fix creates it, not starts PostgreSQL."""
-    url = urlsplit(database_url)
+    url = urlsplit(doctor_env["DATABASE_URL"])
     name = url.path.lstrip("/") + "_missing"
     missing = urlunsplit(url._replace(path=f"/{name}"))
     status, checks, _ = doctor({**doctor_env, "DATABASE_URL": missing})

@@ -7,6 +7,7 @@ import logging
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from opentelemetry.trace import Span
 from frame_tracking import FrameMetadata
 from frames.models import Frame
 from tasks.processors import BaseProcessor
-from tests.e2e.conftest import ROOT, account, run_capture, wait_until
+from tests.e2e.conftest import ROOT, Worker, account, run_capture, wait_until
 from tests.e2e.services import free_port
 
 pytestmark = pytest.mark.e2e
@@ -45,16 +46,25 @@ def fields(output: str, message: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_a_workers_lines_name_the_frame_its_trace_and_the_span(start_worker, pipeline_env, otlp):
+def ten_logged_frames(
+    start_worker: Callable[..., Worker], pipeline_env: dict[str, str], camera: str, log_tasks: str
+) -> Worker:
+    """A worker (at INFO: the fixture's -l info) with LoggingProcessor, once it has logged
+    its line for each of 10 stored frames of `camera`."""
     processors = "tasks.processors.FrameQualityProcessor,tests.e2e.test_logs.LoggingProcessor"
-    worker = start_worker("-c", "2", env={"FRAME_PROCESSORS": processors, "LOG_TASKS": "true"})
+    worker = start_worker("-c", "2", env={"FRAME_PROCESSORS": processors, "LOG_TASKS": log_tasks})
     output = run_capture(
-        pipeline_env, "--camera", "logs01", "--source", "synthetic://?width=160&height=120",
+        pipeline_env, "--camera", camera, "--source", "synthetic://?width=160&height=120",
         "--fps", "20", "--frames", "10",
     )  # fmt: skip
-    assert account("logs01", output)["stored"] == 10
-    rows = {frame.frame_id: frame.trace_id for frame in Frame.objects.filter(camera_id="logs01")}
+    assert account(camera, output)["stored"] == 10
     assert wait_until(lambda: len(fields(worker.output(), "looked at the frame")) == 10, 30)
+    return worker
+
+
+def test_a_workers_lines_name_the_frame_its_trace_and_the_span(start_worker, pipeline_env, otlp):
+    worker = ten_logged_frames(start_worker, pipeline_env, "logs01", log_tasks="true")
+    rows = {frame.frame_id: frame.trace_id for frame in Frame.objects.filter(camera_id="logs01")}
 
     def span_name(trace_id: str, span_id: str) -> str | None:
         spans = otlp.traces().get(trace_id, [])
@@ -75,15 +85,7 @@ def test_a_workers_lines_name_the_frame_its_trace_and_the_span(start_worker, pip
 def test_a_worker_logs_no_line_per_task_by_default(start_worker, pipeline_env):
     """Six lines a frame (received and succeeded per stage) are off without LOG_TASKS; what
     the stages themselves log still shows."""
-    processors = "tasks.processors.FrameQualityProcessor,tests.e2e.test_logs.LoggingProcessor"
-    # At INFO (the fixture's -l info), where Celery would log them.
-    worker = start_worker("-c", "2", env={"FRAME_PROCESSORS": processors, "LOG_TASKS": "false"})
-    output = run_capture(
-        pipeline_env, "--camera", "logs02", "--source", "synthetic://?width=160&height=120",
-        "--fps", "20", "--frames", "10",
-    )  # fmt: skip
-    assert account("logs02", output)["stored"] == 10
-    assert wait_until(lambda: len(fields(worker.output(), "looked at the frame")) == 10, 30)
+    worker = ten_logged_frames(start_worker, pipeline_env, "logs02", log_tasks="false")
     assert fields(worker.output(), r"Task detektr\.\w+\[\S+\] (received|succeeded)") == []
 
 
