@@ -94,10 +94,12 @@ def broker_env(request: pytest.FixtureRequest, pipeline_env: dict[str, str]) -> 
 
 
 class Worker:
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, loglevel: str | None = "info"
+    ) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [*command, "-l", "info"],
+            [*command, *(["-l", loglevel] if loglevel else [])],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() can reap orphans
         )  # fmt: skip
@@ -140,15 +142,21 @@ class Worker:
 def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, script: bool = False) -> Worker:
-        """`celery -A detektr worker ARGS`, or with script=True `scripts/worker.sh ARGS`."""
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        script: bool = False,
+        loglevel: str | None = "info",
+    ) -> Worker:
+        """`celery -A detektr worker ARGS -l LOGLEVEL`, or with script=True
+        `scripts/worker.sh ARGS -l LOGLEVEL`; no -l with loglevel=None."""
         log = tmp_path / f"worker-{len(workers)}.log"
         command = (
             [str(ROOT / "scripts" / "worker.sh")]
             if script
             else [sys.executable, "-m", "celery", "-A", "detektr", "worker"]
         )
-        worker = Worker([*command, *args], {**pipeline_env, **(env or {})}, log)
+        worker = Worker([*command, *args], {**pipeline_env, **(env or {})}, log, loglevel)
         workers.append(worker)
         worker.wait_ready()
         return worker

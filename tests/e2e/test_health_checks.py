@@ -47,7 +47,10 @@ def test_a_worker_answers_inspect_ping_by_node_name_and_compose_checks_it_so(
     command = SERVICES["worker-process"]["command"]
     assert command[0] == "scripts/worker.sh"
     host = socket.gethostname()
-    worker = start_worker(*command[1:], env={"WORKER_METRICS_PORT": str(free_port())}, script=True)
+    worker = start_worker(
+        *command[1:], env={"WORKER_METRICS_PORT": str(free_port()), "LOG_LEVEL": "INFO"},
+        script=True, loglevel=None,  # compose's command has no -l: LOG_LEVEL sets the level
+    )  # fmt: skip
     env = {**pipeline_env, "HOSTNAME": host}  # the container's environment, as docker exec has it
 
     ping = subprocess.run(

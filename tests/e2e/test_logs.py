@@ -89,6 +89,24 @@ def test_a_worker_logs_no_line_per_task_by_default(start_worker, pipeline_env):
     assert fields(worker.output(), r"Task detektr\.\w+\[\S+\] (received|succeeded)") == []
 
 
+def test_scripts_worker_logs_at_log_level_unless_given_its_own(start_worker):
+    """compose starts workers with scripts/worker.sh and LOG_LEVEL: without an -l of its own
+    a worker logs at LOG_LEVEL (Celery's default, WARNING, used to win); with one, at that."""
+    # celery.bootsteps logs once the worker has set its level (Django's LOGGING rules before).
+    debug = re.compile(r"^\S+ \S+ DEBUG MainProcess celery\.bootsteps ", re.MULTILINE)
+
+    def output(**options: Any) -> str:
+        worker = start_worker(
+            "--pool", "solo", "-Q", "process", script=True,
+            env={"LOG_LEVEL": "DEBUG", "WORKER_METRICS_PORT": str(free_port())}, **options,
+        )  # fmt: skip
+        worker.stop()
+        return worker.output()
+
+    assert debug.search(output(loglevel=None))
+    assert not debug.search(output(loglevel="info"))
+
+
 def test_a_capture_workers_lines_name_the_frame_and_its_trace(pipeline_env, tmp_path):
     # Redis answers but the broker does not: each frame is logged as not handed over.
     env = {
