@@ -3,8 +3,8 @@
 # PROMETHEUS_MULTIPROC_DIR shared by the pool processes, served by the main process on
 # WORKER_METRICS_PORT (default 9808). Arguments go to the worker, e.g.
 # `scripts/worker.sh -Q process --pool solo` (solo workers are the recommended shape: README).
-# Without -l/--loglevel among them the worker logs at LOG_LEVEL (default INFO), as every other
-# process does: Celery's own default, WARNING, would override the setting for the root logger.
+# The worker logs at LOG_LEVEL (default INFO), as every other process does, unless they hold
+# an -l/--loglevel of their own: Celery's default, WARNING, would override the setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9808}"
@@ -13,8 +13,4 @@ mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db  # numbers of an earlier run must not add up with ours
 python=.venv/bin/python
 [ -x "$python" ] || python=python3
-level=(-l "${LOG_LEVEL:-INFO}")
-for arg in "$@"; do
-    case "$arg" in -l | -l* | --loglevel | --loglevel=*) level=() ;; esac
-done
-exec "$python" -m celery -A detektr worker "${level[@]}" "$@"
+exec "$python" -m celery -A detektr worker -l "${LOG_LEVEL:-INFO}" "$@"  # a later -l wins
