@@ -42,13 +42,13 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor  # noqa: E402
 from opentelemetry.trace import NonRecordingSpan, SpanContext  # noqa: E402
 
-from frame_tracking.span_delivery import tracer_provider  # noqa: E402
+from frame_tracking.span_delivery import SCHEDULE_DELAY_MS, tracer_provider  # noqa: E402
 from frame_tracking.telemetry import ProcessResource  # noqa: E402
 
 CELERY = "opentelemetry.instrumentation.celery"  # the instrumentation's tracer
-# The capture's batch processor exports every 500 ms (span_delivery.SCHEDULE_DELAY_MS): at
-# 30 fps, 15 frames' 2 spans a request.
-CAPTURE_FRAMES_PER_EXPORT = 15
+# The capture's batch processor exports every SCHEDULE_DELAY_MS (500): at 30 fps, 15 frames'
+# 2 spans a request.
+CAPTURE_FRAMES_PER_EXPORT = round(30 * SCHEDULE_DELAY_MS / 1000)
 FRAME_ID = "20261205T045406.898782Z_cam01_000000001234_407fb3aa"
 TASK_ID = "d037a9aa-ce21-420e-bf00-0292bbae760b"
 
