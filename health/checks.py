@@ -23,6 +23,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from psycopg import pq
+from psycopg.conninfo import make_conninfo
 
 from detektr_project.celery import app
 from frame_tracking import telemetry
@@ -35,6 +37,12 @@ from workers.sources import redact
 SKEW_WARN_SECONDS = 0.05
 SKEW_FAIL_SECONDS = 1.0
 TIMEOUT = 3.0  # seconds any one network check may take
+# What createdb can be told in a connection string: libpq's keywords, less the ones its
+# flags carry and the secrets a printed fix must not show (psycopg's own options, such as
+# prepare_threshold, are not libpq's and stay out).
+CREATEDB_CONNINFO_KEYS = frozenset(
+    option.keyword.decode() for option in pq.Conninfo.get_defaults()
+) - {"dbname", "host", "port", "user", "password", "sslpassword", "oauth_client_secret"}
 
 
 class Status(enum.StrEnum):
@@ -101,12 +109,20 @@ def database_fix(exc: Exception) -> str:
 
 
 def createdb() -> str:
-    """The createdb command for DATABASE_URL's database (without its password)."""
+    """The createdb command for DATABASE_URL's database (without its password). Connection
+    settings that createdb has no flag for (?sslmode=require, sslrootcert, connect_timeout …)
+    go in its --maintenance-db connection string: without them it could not connect where
+    the app does."""
     db = connection.settings_dict
     command = ["createdb"]
     for flag, key in (("-h", "HOST"), ("-p", "PORT"), ("-U", "USER")):
         if db.get(key):
             command += [flag, str(db[key])]
+    libpq = {k: v for k, v in db.get("OPTIONS", {}).items() if k in CREATEDB_CONNINFO_KEYS}
+    if libpq:
+        # createdb's own choice of database to connect to: postgres, template1 to create it
+        maintenance = "template1" if db["NAME"] == "postgres" else "postgres"
+        command += ["--maintenance-db", make_conninfo(dbname=maintenance, **libpq)]
     return shlex.join([*command, str(db["NAME"])])
 
 

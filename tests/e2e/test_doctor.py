@@ -4,14 +4,18 @@ all there, and FAIL with the fix for each missing prerequisite."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 import redis
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from frame_tracking.otlp_receiver import OTLPReceiver
 from tests.e2e.conftest import ROOT
@@ -140,6 +144,35 @@ def test_a_missing_database_fails_with_createdb_as_the_fix(doctor_env):
         f"create it ({createdb}) or correct DATABASE_URL, then: python manage.py migrate"
     )
     assert checks["migrations"]["status"] == "FAIL"
+
+
+def test_the_createdb_fix_keeps_the_urls_connection_settings_and_works_as_printed(doctor_env):
+    """A DATABASE_URL with settings createdb has no flag for (a managed PostgreSQL's
+    ?sslmode=require): the fix passes them on, and run as printed it creates the database."""
+    url = urlsplit(doctor_env["DATABASE_URL"])
+    name = url.path.lstrip("/") + "_createdb_fix"
+    missing = urlunsplit(url._replace(path=f"/{name}", query="sslmode=disable&connect_timeout=7"))
+    server = urlunsplit(url._replace(path="/postgres", query=""))
+    drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(drop)
+    status, checks, _ = doctor({**doctor_env, "DATABASE_URL": missing})
+    assert status == 1
+    fix = checks["database"]["fix"]
+    assert fix.startswith("create it (createdb ")
+    argv = shlex.split(fix.removeprefix("create it (").partition(") or correct")[0])
+    assert argv[-1] == name
+    assert argv[-3] == "--maintenance-db"
+    assert conninfo_to_dict(argv[-2]) == {
+        "dbname": "postgres", "sslmode": "disable", "connect_timeout": "7",
+    }  # fmt: skip
+    try:
+        subprocess.run(argv, check=True, timeout=60)
+        with psycopg.connect(urlunsplit(url._replace(path=f"/{name}"))) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (name,)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(drop)
 
 
 def test_a_stopped_postgresql_fails_with_start_postgresql_as_the_fix(doctor_env):
