@@ -2,7 +2,7 @@
 
     flock /tmp/detektr-load.lock .venv/bin/python bench/bench_side_by_side.py [--quick]
         [--rounds 3] [--offer-fps 200] [--offer-seconds 20] [--latency-fps 30]
-        [--latency-seconds 20] [--size 1280x720] [--shape prefork2|solo2|threads2]
+        [--latency-seconds 20] [--size 1280x720] [--shape prefork2|solo2|solo3|perqueue|threads2]
         [--systems detektr,naive] [--env detektr:NAME=VALUE ...] [--profile DIR]
         [--variant LABEL:NAME=VALUE,... ...]   # more detektr systems beside the others, e.g.
         #   --variant solo:SHAPE=solo2 --variant events:CELERY_WORKER_SEND_TASK_EVENTS=true
@@ -245,6 +245,13 @@ class System:
             return [[*base, "--pool", "threads", "-c", "2"]]
         if shape == "solo2":
             return [[*base, "--pool", "solo", "-n", f"w{n}@%h"] for n in (1, 2)]
+        if shape == "solo3":  # one more solo worker than cores: another takes a core's Redis waits
+            return [[*base, "--pool", "solo", "-n", f"w{n}@%h"] for n in (1, 2, 3)]
+        if shape == "perqueue":  # docker/compose.yaml's: one solo worker per stage queue
+            return [
+                [*base, "--pool", "solo", "-Q", queue, "-n", f"{queue}@%h"]
+                for queue in ("buffer", "process", "store")
+            ]
         raise SystemExit(f"unknown shape {shape}")
 
     def start(self) -> None:
@@ -606,7 +613,11 @@ def main() -> None:
     parser.add_argument("--latency-fps", type=float, default=30)
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--size", default="1280x720")
-    parser.add_argument("--shape", default="prefork2", help="prefork2, solo2 or threads2")
+    parser.add_argument(
+        "--shape",
+        default="prefork2",
+        help="prefork2, solo2, solo3, perqueue (compose's) or threads2",
+    )
     parser.add_argument("--systems", default="detektr,naive")
     parser.add_argument(
         "--env",
