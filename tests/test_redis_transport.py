@@ -1,16 +1,13 @@
 """The Redis broker transport (detektr_project/redis_transport.py) against a real Redis:
-messages published, consumed and acknowledged through one Redis client per channel, and a
-message published while another is handled held until that one's acknowledgement."""
+messages published, consumed and acknowledged through one Redis client per channel."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from kombu import Connection, Message, Queue
+from kombu import Connection, Queue
 from kombu.transport import pyamqp
 
 from detektr_project.celery import app
@@ -73,78 +70,3 @@ def test_the_client_follows_a_pool_kombu_replaced():
         again = channel._create_client()
         assert again is not first and again.connection_pool is channel.pool
         assert again.ping()
-
-
-INBOX, OUTBOX = Queue("detektr-transport-inbox"), Queue("detektr-transport-outbox")
-
-
-def another_database(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{(int(parts.path.strip('/')) + 1) % 16}"))
-
-
-@pytest.fixture
-def handle_one() -> Iterator[Callable[..., Message]]:
-    """handle_one(publish_to=REDIS_UNIT_URL, no_ack=False): a message delivered from INBOX to
-    a callback that publishes to OUTBOX through another connection (as a worker's task
-    publishes through Celery's producer pool), as a solo worker runs a task; returns the
-    message, not yet settled."""
-    with Connection(REDIS_UNIT_URL, transport=Transport) as consumer:
-        channel: Any = consumer.default_channel
-        for queue in (INBOX, OUTBOX):
-            queue(channel).declare()
-            queue(channel).purge()
-        consumer.Producer().publish({"n": 1}, routing_key=INBOX.name)
-
-        def handle(publish_to: str = REDIS_UNIT_URL, no_ack: bool = False) -> Message:
-            received: list[Message] = []
-            with Connection(publish_to, transport=Transport) as connection:
-                producer = connection.Producer()
-
-                def callback(body: dict[str, int], message: Message) -> None:
-                    producer.publish({"next": body["n"]}, routing_key=OUTBOX.name)
-                    received.append(message)
-
-                with consumer.Consumer(INBOX, callbacks=[callback], no_ack=no_ack):
-                    consumer.drain_events(timeout=10)
-            return received[0]
-
-        yield handle
-    redis.Redis.from_url(another_database(REDIS_UNIT_URL)).delete(OUTBOX.name)
-
-
-def waiting(queue: Queue, url: str = REDIS_UNIT_URL) -> int:
-    return int(redis.Redis.from_url(url).llen(queue.name))
-
-
-def test_what_a_handled_message_publishes_goes_out_with_its_acknowledgement(handle_one):
-    message = handle_one()
-    assert waiting(OUTBOX) == 0  # held: the task's message is not acknowledged yet
-    message.ack()
-    assert waiting(OUTBOX) == 1
-    unacked = redis.Redis.from_url(REDIS_UNIT_URL)
-    assert not unacked.hexists("unacked", message.delivery_tag)
-    assert unacked.zscore("unacked_index", message.delivery_tag) is None
-
-
-def test_a_requeued_message_s_publishes_still_go_out(handle_one):
-    message = handle_one()
-    message.reject(requeue=True)
-    assert waiting(OUTBOX) == 1  # as kombu's own transport would have published them
-    assert waiting(INBOX) == 1  # and the message is back for another try
-
-
-def test_a_no_ack_consumer_s_publishes_go_out_at_once(handle_one):
-    """Celery's control replies are published from such a consumer's callback."""
-    handle_one(no_ack=True)
-    assert waiting(OUTBOX) == 1
-
-
-def test_a_publish_to_another_redis_is_not_held(handle_one):
-    """The acknowledgement's transaction can only carry keys of its own server and database."""
-    elsewhere = another_database(REDIS_UNIT_URL)
-    redis.Redis.from_url(elsewhere).delete(OUTBOX.name)
-    message = handle_one(publish_to=elsewhere)
-    assert waiting(OUTBOX, elsewhere) == 1
-    message.ack()
-    assert waiting(OUTBOX) == 0
