@@ -37,9 +37,9 @@ from workers.sources import redact
 SKEW_WARN_SECONDS = 0.05
 SKEW_FAIL_SECONDS = 1.0
 TIMEOUT = 3.0  # seconds any one network check may take
-# What createdb can be told in a connection string: libpq's keywords, less the ones its
-# flags carry and the secrets a printed fix must not show (psycopg's own options, such as
-# prepare_threshold, are not libpq's and stay out).
+# What createdb can be told in a connection string: libpq's keywords (psycopg's libpq: a much
+# older createdb may not know the newest), less the ones its flags carry and the secrets a
+# printed fix must not show (psycopg's own options, such as prepare_threshold, stay out).
 CREATEDB_CONNINFO_KEYS = frozenset(
     option.keyword.decode() for option in pq.Conninfo.get_defaults()
 ) - {"dbname", "host", "port", "user", "password", "sslpassword", "oauth_client_secret"}
@@ -114,13 +114,17 @@ def createdb() -> str:
     go in its --maintenance-db connection string: without them it could not connect where
     the app does."""
     db = connection.settings_dict
+    options = db.get("OPTIONS", {})
     command = ["createdb"]
     for flag, key in (("-h", "HOST"), ("-p", "PORT"), ("-U", "USER")):
-        if db.get(key):
-            command += [flag, str(db[key])]
-    libpq = {k: v for k, v in db.get("OPTIONS", {}).items() if k in CREATEDB_CONNINFO_KEYS}
+        # Django's order: HOST, else OPTIONS' host (a socket URL: postgres://u@/db?host=/run/…)
+        value = db.get(key) or options.get(key.lower())
+        if value:
+            command += [flag, str(value)]
+    libpq = {k: v for k, v in options.items() if k in CREATEDB_CONNINFO_KEYS}
     if libpq:
-        # createdb's own choice of database to connect to: postgres, template1 to create it
+        # Named, the maintenance database has no fallback: createdb's own first choice,
+        # postgres (template1 to create postgres itself)
         maintenance = "template1" if db["NAME"] == "postgres" else "postgres"
         command += ["--maintenance-db", make_conninfo(dbname=maintenance, **libpq)]
     return shlex.join([*command, str(db["NAME"])])

@@ -153,7 +153,7 @@ def test_the_createdb_fix_keeps_the_urls_connection_settings_and_works_as_printe
     name = url.path.lstrip("/") + "_createdb_fix"
     missing = urlunsplit(url._replace(path=f"/{name}", query="sslmode=disable&connect_timeout=7"))
     server = urlunsplit(url._replace(path="/postgres", query=""))
-    drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(drop)
     status, checks, _ = doctor({**doctor_env, "DATABASE_URL": missing})
