@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from celery import Celery
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from frame_tracking.completeness import STAGES  # noqa: E402
 from frame_tracking.otlp_receiver import OTLPReceiver  # noqa: E402
 
 SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -80,14 +82,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 class BackendWatch(threading.Thread):
-    """The CPU of the database's PostgreSQL backends (found by their process title), read
-    every 0.2 s during a run: Celery's Django fixup closes a worker's connection every
-    CELERY_DB_REUSE_MAX tasks, and a backend gone by the end of the run would take what it
-    used with it (all but its last moments are kept this way)."""
+    """The CPU of the database's PostgreSQL backends, read every 0.2 s during a run: Celery's
+    Django fixup closes a worker's connection every CELERY_DB_REUSE_MAX tasks, and a backend
+    gone by the end of the run would take what it used with it (all but its last moments are
+    kept this way)."""
 
-    def __init__(self, exclude: int) -> None:
+    def __init__(self, backends: Callable[[], list[int]]) -> None:
         super().__init__(daemon=True)
-        self.exclude = exclude  # the benchmark's own connection
+        self.backends = backends
         self.last: dict[int, float] = {}
         self.done = threading.Event()
 
@@ -96,16 +98,10 @@ class BackendWatch(threading.Thread):
             self.read()
 
     def read(self) -> None:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == self.exclude:
-                continue
-            try:
-                title = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            seconds = cpu_seconds(int(entry.name))
-            if seconds and title.startswith(b"postgres: ") and f" {DATABASE} ".encode() in title:
-                self.last[int(entry.name)] = seconds
+        for pid in self.backends():
+            seconds = cpu_seconds(pid)
+            if seconds:  # 0 once the process is gone: keep its last reading
+                self.last[pid] = seconds
 
     def stop(self) -> dict[str, float]:
         self.done.set()
@@ -283,10 +279,7 @@ class System:
         if shape == "solo3":  # one more solo worker than cores: another takes a core's Redis waits
             return [[*base, "--pool", "solo", "-n", f"w{n}@%h"] for n in (1, 2, 3)]
         if shape == "perqueue":  # docker/compose.yaml's: one solo worker per stage queue
-            return [
-                [*base, "--pool", "solo", "-Q", queue, "-n", f"{queue}@%h"]
-                for queue in ("buffer", "process", "store")
-            ]
+            return [[*base, "--pool", "solo", "-Q", queue, "-n", f"{queue}@%h"] for queue in STAGES]
         raise SystemExit(f"unknown shape {shape}")
 
     def start(self) -> None:
@@ -359,7 +352,7 @@ class System:
         frames = int(fps * seconds)
         self.truncate()
         before = self.snapshot(conn)
-        backends = BackendWatch(exclude=conn.info.backend_pid)
+        backends = BackendWatch(lambda: self.pg_backends(conn))  # psycopg: thread-safe
         backends.start()
         spies = self.spy(profile, seconds) if profile else []
         capture = subprocess.Popen(
