@@ -3,6 +3,7 @@ messages published, consumed and acknowledged through one Redis client per chann
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from kombu.transport import pyamqp
 from detektr_project.celery import app
 from detektr_project.redis_transport import Transport
 from tests.conftest import REDIS_UNIT_URL
+from tests.e2e.services import RedisServer
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -70,3 +72,41 @@ def test_the_client_follows_a_pool_kombu_replaced():
         again = channel._create_client()
         assert again is not first and again.connection_pool is channel.pool
         assert again.ping()
+
+
+def test_a_connection_holding_a_message_closes_cleanly_when_redis_goes_away(tmp_path):
+    # What Celery's consumer does when its broker connection drops (consumer.py,
+    # on_connection_error_after_connected): collect the broken connection, then close it.
+    # The task channel holds an unacknowledged message and another channel waits in BRPOP;
+    # kombu 5.7's close raised AttributeError(... 'hostname') there, and the worker ended.
+    server = RedisServer(tmp_path)
+    server.start()
+    options = {"visibility_timeout": 1}
+    try:
+        connection = Connection(server.url, transport=Transport, transport_options=options)
+        held = []
+        for channel, name, message in ((connection.default_channel, "held", {"frame": 1}),
+                                       (connection.channel(), "idle", None)):  # fmt: skip
+            queue = Queue(name, routing_key=name)
+            if message is not None:
+                connection.Producer(channel).publish(message, routing_key=name, declare=[queue])
+            consumer = connection.Consumer([queue], channel=channel, accept=["json"])
+            consumer.register_callback(lambda body, message: held.append(body))
+            consumer.consume()
+        connection.drain_events(timeout=5)
+        assert held == [{"frame": 1}]
+        with pytest.raises(TimeoutError):  # both channels now wait in BRPOP
+            connection.drain_events(timeout=0.2)
+        server.stop()
+        connection.collect(socket_timeout=1)
+        connection.close()  # raised AttributeError before
+        server.start()
+        time.sleep(options["visibility_timeout"] + 0.1)
+        # Nothing lost: the held message comes back to its queue after the visibility
+        # timeout, as it does for a worker that was killed.
+        with Connection(server.url, transport=Transport, transport_options=options) as again:
+            again.default_channel.qos.restore_visible()
+        back = redis.Redis.from_url(server.url)
+        assert back.llen("held") == 1 and back.hlen("unacked") == 0
+    finally:
+        server.stop()
