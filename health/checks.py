@@ -458,7 +458,9 @@ def doctor(jaeger_wait: float = 10.0) -> list[Result]:
     results += broker_queues() + redis_safety()
     # The two broadcasts to the workers wait out TIMEOUT (nobody knows how many workers will
     # answer), and the trace probe waits on the collector and Jaeger: side by side, the
-    # doctor takes the longest of them rather than their sum. Each opens its own connections.
+    # doctor takes the longest of them rather than their sum. Each thread takes its own
+    # broker connection (consumers() opens one, the broadcast borrows one from the app's pool)
+    # and listens on a reply queue of its own.
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="doctor") as pool:
         asked = pool.submit(workers)
         timed = pool.submit(clocks)

@@ -1,5 +1,6 @@
 """The Redis broker transport (detektr_project/redis_transport.py) against a real Redis:
-messages published, consumed and acknowledged through one Redis client per channel."""
+messages published, consumed and acknowledged through one Redis client per channel, and a
+connection holding messages closed cleanly when Redis goes away."""
 
 from __future__ import annotations
 
@@ -85,14 +86,10 @@ def test_a_connection_holding_a_message_closes_cleanly_when_redis_goes_away(tmp_
     try:
         connection = Connection(server.url, transport=Transport, transport_options=options)
         held = []
-        for channel, name, message in ((connection.default_channel, "held", {"frame": 1}),
-                                       (connection.channel(), "idle", None)):  # fmt: skip
-            queue = Queue(name, routing_key=name)
-            if message is not None:
-                connection.Producer(channel).publish(message, routing_key=name, declare=[queue])
-            consumer = connection.Consumer([queue], channel=channel, accept=["json"])
-            consumer.register_callback(lambda body, message: held.append(body))
-            consumer.consume()
+        tasks, idle = Queue("held", routing_key="held"), Queue("idle", routing_key="idle")
+        connection.Producer().publish({"frame": 1}, routing_key="held", declare=[tasks])
+        connection.Consumer([tasks], callbacks=[lambda body, _: held.append(body)]).consume()
+        connection.Consumer([idle], channel=connection.channel()).consume()
         connection.drain_events(timeout=5)
         assert held == [{"frame": 1}]
         with pytest.raises(TimeoutError):  # both channels now wait in BRPOP

@@ -215,8 +215,7 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
 
 def supervise_until_done(capture, worker, start_worker, env) -> None:
     """Wait for the capture to end, restarting the worker whenever it exits, as a service
-    manager would: kombu 5.7 can end a worker with "Unrecoverable error" when its broker
-    connection drops."""
+    manager would: this test is about the frames, not about the worker's own reconnection."""
     while capture.poll() is None:
         if worker.process.poll() is not None:
             worker = start_worker("-c", "2", env=env)
