@@ -452,10 +452,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # `celery -A detektr control enable_events` (and `disable_events`).
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 # A task's spans are written to a span spool in this directory before the broker hears the
-# task is done, so a worker killed after that takes none along; a thread ships them to the
-# collector, and the next worker to start ships what a killed one left
+# task is done, and a frame's root span as soon as the capture has handed the frame over, so
+# a worker or capture killed after that takes none along; a thread ships them to the
+# collector, and the next process to start ships what a killed one left
 # (frame_tracking/span_spool.py). Empty: spans leave on the batch processor's schedule only,
-# and a killed worker loses what it buffered.
+# and a killed process loses what it buffered.
 TRACE_SPOOL_DIR = env_str("TRACE_SPOOL_DIR", str(BASE_DIR / "var" / "spans"))
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -146,6 +146,10 @@ class SpanSpool(SpanProcessor):
         if self.stopping.is_set():
             return
         self.stopping.set()
+        # From now on a backend that fails gets one attempt, not the exporter's retries
+        # (1 + 2 + 4 s within its timeout), and a shipment waiting to retry gives up: what
+        # the backend does not take stays on disk for the next process, and this one exits.
+        self.exporter._client._shutdown_event.set()
         self.shipper.join(timeout=5)
         self.write()
         if not self.failing:

@@ -165,14 +165,20 @@ def write_spans() -> None:
         _spool.write()
 
 
-def shutdown_tracing(timeout_millis: int = 5000) -> None:
-    """Flush buffered spans and stop the exporter; never raises."""
+def shutdown_tracing() -> None:
+    """Send what is buffered and stop the exporters; never raises.
+
+    Each processor's shutdown sends what it holds: the batch processor exports its queue,
+    the span spool writes what is pending and gives the backend one attempt, leaving what it
+    does not take on disk for the next process. No force_flush first: the SDK's ignores its
+    timeout (opentelemetry-python #4568), and a spool's would sit out the exporter's retries
+    against a backend that is down.
+    """
     global _provider, _spool
     provider, _provider, _spool = _provider, None, None
     if provider is None:
         return
     try:
-        provider.force_flush(timeout_millis)
         provider.shutdown()
     except Exception:  # a tracing failure must never break the process that is exiting
         log.exception("flushing spans at shutdown failed")

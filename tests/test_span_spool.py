@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -244,3 +246,43 @@ def test_a_worker_stopping_while_the_backend_is_away_leaves_its_spans_to_the_nex
     assert not stopping.path.exists()
     successor.shutdown()
     proxy.close()
+
+
+class Unavailable:
+    """A tracing backend that answers every export 503, which the exporter retries."""
+
+    def __init__(self) -> None:
+        backend = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                backend.requests += 1
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_stopping_process_tries_a_failing_backend_once_and_leaves_its_spans_on_disk(tmp_path):
+    backend = Unavailable()
+    stopping = spool_to(tmp_path, backend.endpoint, ship_every=NEVER)
+    end_spans(stopping, "capture_frame")
+    stopping.shutdown()
+    backend.close()
+    # One attempt: the exporter's retries (after 1 s, then 2 s, …) would hold the process's
+    # exit for as long as its timeout, and ship nothing more.
+    assert backend.requests == 1
+    [left] = list(tmp_path.glob("*.spool"))
+    assert left == stopping.path and left.stat().st_size > HEADER.size

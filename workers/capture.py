@@ -3,9 +3,10 @@
 Per frame: a number from Redis and a FrameID, a root span `capture_frame`, a motion score
 against the previous frame (workers/motion.py), JPEG bytes parked in Redis (the claim
 check) and one Celery chain published inside that span, so the instrumentation puts the
-frame's trace context into the task headers. What happens to each frame afterwards is the
-ledger's business (workers/ledger.py). One process per camera; a shutdown flag set by
-SIGTERM/SIGINT ends the loop between frames.
+frame's trace context into the task headers; the frame's spans then go to the span spool
+(frame_tracking/span_spool.py), as a task's do in a worker. What happens to each frame
+afterwards is the ledger's business (workers/ledger.py). One process per camera; a shutdown
+flag set by SIGTERM/SIGINT ends the loop between frames.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from frame_tracking import FrameID, FrameMetadata, TraceContext
 from frame_tracking.logs import bind_frame, unbind_frame
 from frame_tracking.metrics import FRAMES_CAPTURED, FRAMES_SKIPPED
 from frame_tracking.status import SkipReason
+from frame_tracking.telemetry import write_spans
 from frames.models import Frame
 from tasks import frame_bytes, frame_pipeline
 from workers.camera_state import CameraState
@@ -227,6 +229,9 @@ class CaptureWorker:
                 span.set_attribute("motion.score", motion["score"])
             span.set_attributes({"pipeline.stage": "capture", "frame.status": meta.status.value})
             unbind_frame(logged_as)
+        # The frame's root span on disk now, as a worker writes a task's: a capture killed
+        # after this takes none of it along, and a collector that is down costs none of it.
+        write_spans()
 
     def hand_over(self, meta: FrameMetadata, image: np.ndarray, started: float) -> None:
         """Into the pipeline, or, when that cannot or should not be, into the ledger."""

@@ -29,6 +29,7 @@ from tests.e2e.services import RabbitVhost
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_TEST_URL = f"redis://127.0.0.1:6379/{os.environ.get('REDIS_TEST_DB', '15')}"
+STAGE_SPANS = {"run/detektr.buffer", "run/detektr.process", "run/detektr.store"}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
@@ -234,3 +235,18 @@ def frame_payload(camera: str, frame_id: str | None = None) -> FrameMetadataDict
         trace_context=TraceContext.generate(),
     )
     return meta.to_dict()
+
+
+def completeness(frames: list[Any], otlp: OTLPReceiver) -> tuple[int, list[str]]:
+    """How many of the frames have a complete trace (capture_frame and a run span of every
+    stage), and the names of the spans, in any of their traces, whose parent never arrived."""
+    traces = otlp.traces()
+    complete, orphans = 0, []
+    for frame in frames:
+        spans = traces.get(frame.trace_id, [])
+        ids = {span.span_id for span in spans}
+        orphans += [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
+        names = {span.name for span in spans}
+        if "capture_frame" in names and STAGE_SPANS <= names:
+            complete += 1
+    return complete, orphans

@@ -12,21 +12,18 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from frame_tracking.otlp_receiver import OTLPReceiver
 from frames.models import Frame
 from tests.e2e.conftest import (
     BROKERS,
     REDIS_TEST_URL,
     account,
+    completeness,
     finish_capture,
     start_capture,
     wait_until,
 )
 
 pytestmark = pytest.mark.e2e
-
-STAGE_SPANS = {"run/detektr.buffer", "run/detektr.process", "run/detektr.store"}
-
 
 STAGES = ("buffer", "process", "store")
 
@@ -53,21 +50,6 @@ def broker_settled(request: pytest.FixtureRequest, env: dict[str, str]) -> Calla
         return time.monotonic() - zero_since[0] > 6
 
     return settled
-
-
-def completeness(frames: list[Frame], otlp: OTLPReceiver) -> tuple[int, list[str]]:
-    """How many of the frames have a complete trace (capture_frame and a run span of every
-    stage), and the names of the spans, in any of their traces, whose parent never arrived."""
-    traces = otlp.traces()
-    complete, orphans = 0, []
-    for frame in frames:
-        spans = traces.get(frame.trace_id, [])
-        ids = {span.span_id for span in spans}
-        orphans += [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
-        names = {span.name for span in spans}
-        if "capture_frame" in names and STAGE_SPANS <= names:
-            complete += 1
-    return complete, orphans
 
 
 @pytest.mark.parametrize("broker_env", BROKERS, indirect=True)

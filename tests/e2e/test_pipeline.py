@@ -6,11 +6,10 @@ import pytest
 
 from frame_tracking.otlp_receiver import OTLPReceiver, ReceivedSpan
 from frames.models import Frame
-from tests.e2e.conftest import BROKERS, run_capture, wait_until
+from tests.e2e.conftest import BROKERS, STAGE_SPANS, run_capture, wait_until
 
 pytestmark = pytest.mark.e2e
 
-STAGE_SPANS = {"run/detektr.buffer", "run/detektr.process", "run/detektr.store"}
 SYNTHETIC = "synthetic://?width=640&height=360&fps=30"
 
 

@@ -7,6 +7,7 @@ import signal
 from dataclasses import asdict
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
@@ -72,7 +73,8 @@ class Command(BaseCommand):
         if options["metrics_port"]:
             # /health answers 503 while the camera is starting, stalled or reconnecting.
             metrics.serve(options["metrics_port"], health=worker.state.health)
-        if configure_tracing(default_service_name="detektr-capture") is not None:
+        spool = settings.TRACE_SPOOL_DIR
+        if configure_tracing(default_service_name="detektr-capture", spool_dir=spool) is not None:
             CeleryInstrumentor().instrument()  # not for a no-op tracer (OTEL_SDK_DISABLED)
         try:
             stats = worker.run()
