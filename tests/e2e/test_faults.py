@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from tasks.store import store
 from tests.e2e.conftest import (
     BROKERS,
     REDIS_TEST_URL,
+    Worker,
     account,
     completeness,
     finish_capture,
@@ -59,9 +61,7 @@ def test_capture_and_workers_ride_out_a_redis_restart(start_worker, broker_env, 
         # The worker reconnects by itself: nothing restarts it here. (With kombu 5.7 a worker
         # holding frames when Redis went away could end with AttributeError(... 'hostname');
         # detektr_project/redis_transport.py.)
-        while capture.poll() is None:
-            assert worker.process.poll() is None, worker.output()[-4000:]
-            time.sleep(0.5)
+        watch_until_done(capture, worker)
         run = finish_capture(capture)
         counts = account("cam21", run)
         assert worker.process.poll() is None, worker.output()[-4000:]
@@ -97,9 +97,11 @@ def test_capture_and_workers_ride_out_a_rabbitmq_outage(
         time.sleep(5)  # the outage
         proxy.plug()
         back = datetime.now(UTC)
-        supervise_until_done(capture, worker, start_worker, env)
+        watch_until_done(capture, worker)  # the worker reconnects by itself
         run = finish_capture(capture)
         counts = account("cam27", run)
+        assert worker.process.poll() is None, worker.output()[-4000:]
+        assert "Unrecoverable error" not in worker.output()
     finally:
         proxy.close()
     print(f"rabbitmq unplugged for 5 s: capture {run}; rows {counts}")
@@ -233,10 +235,8 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
     assert account("cam26", run)["stored"] == 30
 
 
-def supervise_until_done(capture, worker, start_worker, env) -> None:
-    """Wait for the capture to end, restarting the worker whenever it exits, as a service
-    manager would: this test is about the frames, not about the worker's own reconnection."""
+def watch_until_done(capture: subprocess.Popen[str], worker: Worker) -> None:
+    """Wait for the capture to end; the worker, which nothing restarts, must live throughout."""
     while capture.poll() is None:
-        if worker.process.poll() is not None:
-            worker = start_worker("-c", "2", env=env)
+        assert worker.process.poll() is None, worker.output()[-4000:]
         time.sleep(0.5)
