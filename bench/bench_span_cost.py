@@ -11,8 +11,9 @@ header, and the publish span of the next stage (5), plus the processor's span (5
 `process`. Three figures per frame, the minimum and median over `--repeats`:
 
 - making them: start, attributes, end, through a processor that only keeps them;
-- encoding them as they are exported: the spool's one OTLP request per task (a task's 1-3
-  spans), and the capture's batch processor's request every 500 ms (15 frames at 30 fps);
+- encoding them as they are exported: the spool's one record per task (a task's 1-3 spans)
+  and, since round 9 (docs/performance.md), one per frame in the capture (its 2 spans; before,
+  its batch processor's request every 500 ms: 15 frames at 30 fps);
 - encoding each process's spans of all the frames in one request: what batching across
   tasks could save at most.
 
@@ -42,13 +43,13 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor  # noqa: E402
 from opentelemetry.trace import NonRecordingSpan, SpanContext  # noqa: E402
 
-from frame_tracking.span_delivery import SCHEDULE_DELAY_MS, tracer_provider  # noqa: E402
+from frame_tracking.span_delivery import tracer_provider  # noqa: E402
 from frame_tracking.telemetry import ProcessResource  # noqa: E402
 
 CELERY = "opentelemetry.instrumentation.celery"  # the instrumentation's tracer
-# The capture's batch processor exports every SCHEDULE_DELAY_MS (500): at 30 fps, 15 frames'
-# 2 spans a request.
-CAPTURE_FRAMES_PER_EXPORT = round(30 * SCHEDULE_DELAY_MS / 1000)
+# The capture writes each frame's 2 spans to its spool as one record (round 9; its batch
+# processor, before, exported 15 frames' a request at 30 fps).
+CAPTURE_FRAMES_PER_EXPORT = 1
 FRAME_ID = "20261205T045406.898782Z_cam01_000000001234_407fb3aa"
 TASK_ID = "d037a9aa-ce21-420e-bf00-0292bbae760b"
 

@@ -108,7 +108,8 @@ SPANS_EXPORTED = Counter(
 )
 SPAN_EXPORT_FAILURES = Counter(
     "detektr_span_export_failures_total",
-    "Spans the exporter could not deliver (backend down, refused or timed out): lost",
+    "Spans an export attempt could not deliver (backend down, refused or timed out): lost "
+    "without a span spool; a spool keeps them on disk and counts them at each attempt",
 )
 SPANS_DROPPED = Counter(
     "detektr_spans_dropped_total",

@@ -68,13 +68,12 @@ def decode(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
 
 
 class OTLPReceiver:
-    """Listens on 127.0.0.1 at a free port, or at `port`; `endpoint` goes into
-    OTEL_EXPORTER_OTLP_ENDPOINT.
+    """Listens on 127.0.0.1 at a free port; `endpoint` goes into OTEL_EXPORTER_OTLP_ENDPOINT.
 
     Keeps the decoded spans and, for tests/e2e/jaeger_api.py, the export requests as received.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
         self.exports: list[ExportTraceServiceRequest] = []
         self.requests = 0
@@ -109,7 +108,7 @@ class OTLPReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -8,15 +8,17 @@ follow, and each has its fix here:
    The span spool (frame_tracking/span_spool.py) writes them to disk when the task ends
    (Celery's `task_postrun`, in the process that ran it), before the worker acknowledges the
    message: a kill after the acknowledgement finds nothing that is only in memory, and the
-   next worker ships what the killed one left.
+   next worker or capture ships what the killed one left. The capture writes each frame's
+   root span there the same way, once it has handed the frame over.
 2. A task killed mid-run is redelivered, but the spans it already exported (a processor span,
    the `apply_async` of the next stage, which runs anyway) name a parent that never ends.
    `ReplayableSpanIds` gives each Celery span (`run/…`, `apply_async/…`) an id derived from
    its trace, its parent and its name, so the redelivered run creates its spans under the very
    same ids and they stand in for the lost ones. Other spans keep random ids.
 
-The processor's own schedule is shortened too (SCHEDULE_DELAY_MS unless
-OTEL_BSP_SCHEDULE_DELAY says otherwise), for spans outside tasks: the capture worker's.
+The batch processor's schedule is shortened too (SCHEDULE_DELAY_MS unless
+OTEL_BSP_SCHEDULE_DELAY says otherwise), for processes without a span spool: the web app, the
+canary, and any process with TRACE_SPOOL_DIR empty.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
-"""The span spool: a task's spans reach the disk before its message is acknowledged.
+"""The span spool: a task's spans reach the disk before its message is acknowledged (and a
+frame's root span once the capture has handed the frame over).
 
-A SIGKILLed worker takes the spans still buffered in its memory along. Exporting them to the
-tracing backend before each acknowledgement closes that hole, but costs every task a round
-trip to the collector (docs/performance.md: a quarter of a solo worker's capacity). Here a
-task's spans are instead encoded as OTLP protobuf and written to a file of the process's own
-(one `pwrite`, no round trip) when the task ends, before the acknowledgement; a thread of the
-process ships the file's records to the collector every SHIP_EVERY seconds, many tasks' spans
-per request. What a killed process wrote stays on disk, and the next process that spools to
-the same directory and endpoint ships it.
+A SIGKILLed worker or capture takes the spans still buffered in its memory along. Exporting
+them to the tracing backend before each acknowledgement closes that hole, but costs every
+task a round trip to the collector (docs/performance.md: a quarter of a solo worker's
+capacity). Here a task's spans are instead encoded as OTLP protobuf and written to a file of
+the process's own (one `pwrite`, no round trip) when the task ends, before the
+acknowledgement; a thread of the process ships the file's records to the collector every
+SHIP_EVERY seconds, many tasks' spans per request. What a killed process wrote stays on
+disk, and the next process that spools to the same directory and endpoint ships it.
 
 The file: HEADER (magic, the offset up to which records were shipped), then records, each
 RECORD (payload length, span count) and an ExportTraceServiceRequest. Concatenated protobuf
@@ -18,7 +19,7 @@ then deleted. Files carry the endpoint's hash in their name, so spans only ever 
 endpoint they were spooled for. A backend that is down leaves the records on disk (shipping
 is retried, with backoff) up to `max_bytes` per file; spans beyond that are dropped and
 counted (`detektr_spans_dropped_total`), as a full queue of the batch processor is, and a
-dead worker's file, of any endpoint, that nobody shipped for ORPHAN_MAX_AGE is deleted and
+dead process's file, of any endpoint, that nobody shipped for ORPHAN_MAX_AGE is deleted and
 counted alike (an endpoint that never came back would otherwise keep its files forever).
 """
 
@@ -146,19 +147,19 @@ class SpanSpool(SpanProcessor):
         if self.stopping.is_set():
             return
         self.stopping.set()
-        # From now on a backend that fails gets one attempt, not the exporter's retries
-        # (1 + 2 + 4 s within its timeout), and a shipment waiting to retry gives up: what
-        # the backend does not take stays on disk for the next process, and this one exits.
-        self.exporter._client._shutdown_event.set()
+        # What the backend does not take now stays on disk for the next process.
+        stop_retrying(self.exporter)
         self.shipper.join(timeout=5)
         self.write()
         if not self.failing:
             self.ship()
-        with self.file_lock:
+        # With ship_lock: a shipment the join did not wait out still writes the file's header
+        # through this descriptor until it returns.
+        with self.ship_lock, self.file_lock:
             if self.shipped == self.end:
                 self.path.unlink(missing_ok=True)
             else:  # the backend is away: the next process to spool here ships the rest
-                log.warning("%d bytes of spans left in %s for the next worker to ship",
+                log.warning("%d bytes of spans left in %s for the next process to ship",
                             self.end - self.shipped, self.path)  # fmt: skip
             os.close(self.fd)  # releases the lock
             self.fd = -1
@@ -260,6 +261,16 @@ class SpanSpool(SpanProcessor):
                          end - offset, path.name)  # fmt: skip
         finally:
             os.close(fd)
+
+
+def stop_retrying(exporter: OTLPSpanExporter) -> None:
+    """From now on a backend that fails gets one attempt, not the exporter's retries (after
+    1, 2, 4 s, within its timeout), and a shipment waiting to retry gives up. The event is the
+    OTLP client's own (opentelemetry-exporter-otlp-proto-http, pinned); when it moves,
+    tests/test_span_spool.py counts the retries again."""
+    event = getattr(getattr(exporter, "_client", None), "_shutdown_event", None)
+    if event is not None:
+        event.set()
 
 
 def read_batch(fd: int, offset: int, end: int) -> tuple[bytes, int, int]:

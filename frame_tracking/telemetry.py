@@ -120,8 +120,8 @@ def configure_tracing(
     """Install the process's TracerProvider once; later calls return the same one.
 
     `default_service_name` applies only when OTEL_SERVICE_NAME is not set. With `spool_dir`
-    (workers), OTLP spans go through a span spool there (frame_tracking/span_spool.py) and
-    `write_spans()` puts them on disk. Returns None when
+    (workers and captures), OTLP spans go through a span spool there
+    (frame_tracking/span_spool.py) and `write_spans()` puts them on disk. Returns None when
     OTEL_SDK_DISABLED=true: the API's no-op tracer then stays in place. With
     OTEL_TRACES_EXPORTER=none spans are still made (valid trace ids on every frame, sampling
     decisions) but go nowhere.
@@ -155,7 +155,7 @@ def open_spool(directory: str) -> SpanSpool | None:
         return SpanSpool(directory, OTLPSpanExporter())
     except OSError as error:  # a read-only or missing volume must not stop the worker
         log.warning("no span spool in %s (%s): spans leave on the processor's schedule, "
-                    "and a killed worker loses what it buffered", directory, error)  # fmt: skip
+                    "and a killed process loses what it buffered", directory, error)  # fmt: skip
         return None
 
 

@@ -11,7 +11,6 @@ import pytest
 from celery import chain
 
 from frame_tracking import FrameID, TraceContext
-from frame_tracking.otlp_receiver import OTLPReceiver
 from frames.models import Frame
 from tasks import frame_bytes
 from tasks.buffer import buffer
@@ -30,7 +29,7 @@ from tests.e2e.conftest import (
     start_capture,
     wait_until,
 )
-from tests.e2e.services import Blackhole, RedisServer, TCPProxy, free_port
+from tests.e2e.services import Blackhole, RedisServer, TCPProxy
 from tests.e2e.test_pipeline import assert_complete_traces
 
 pytestmark = pytest.mark.e2e
@@ -158,21 +157,28 @@ def test_frames_are_accounted_for_with_a_tracing_backend_that_hangs(start_worker
     assert counts["stored"] == counts["captured"] == 90
 
 
-def test_traces_stay_whole_when_the_collector_is_down_while_frames_pass(start_worker, pipeline_env):
-    port = free_port()  # nothing listens there until the collector comes back
-    env = {**pipeline_env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
-    start_worker("-c", "2", env=env)
-    run = finish_capture(
-        start_capture(env, "--camera", "cam24", "--source", SMALL, "--frames", "60")
-    )
-    counts = account("cam24", run)
-    assert counts["stored"] == counts["captured"] == 60
-    frames = list(Frame.objects.filter(camera_id="cam24"))
-    # The capture has exited: its frames' root spans wait in its spool file, the stages'
-    # spans in the workers'. The workers ship both once the collector is back.
-    with OTLPReceiver(port=port) as collector:
-        wait_until(lambda: completeness(frames, collector)[0] == len(frames), 120, interval=1)
-        assert_complete_traces(frames, collector)
+def test_traces_stay_whole_when_the_collector_is_down_while_frames_pass(
+    start_worker, pipeline_env, otlp
+):
+    collector = TCPProxy(int(otlp.endpoint.rsplit(":", 1)[1]))
+    collector.unplug()  # down: connections refused
+    env = {**pipeline_env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}"}
+    try:
+        start_worker("-c", "2", env=env)
+        run = finish_capture(
+            start_capture(env, "--camera", "cam24", "--source", SMALL, "--frames", "60")
+        )
+        counts = account("cam24", run)
+        assert counts["stored"] == counts["captured"] == 60
+        frames = list(Frame.objects.filter(camera_id="cam24"))
+        assert otlp.requests == 0
+        # The capture has exited: its frames' root spans wait in its spool file, the stages'
+        # spans in the workers'. The workers ship both once the collector is back.
+        collector.plug()
+        wait_until(lambda: completeness(frames, otlp)[0] == len(frames), 120, interval=1)
+        assert_complete_traces(frames, otlp)
+    finally:
+        collector.close()
 
 
 @pytest.mark.parametrize(
