@@ -169,7 +169,7 @@ def shutdown_tracing() -> None:
     """Send what is buffered and stop the exporters; never raises.
 
     Each processor's shutdown sends what it holds: the batch processor exports its queue,
-    the span spool writes what is pending and gives the backend one attempt, leaving what it
+    the span spool writes what is pending and gives the backend at most one attempt, leaving what it
     does not take on disk for the next process. No force_flush first: the SDK's ignores its
     timeout (opentelemetry-python #4568), and a spool's would sit out the exporter's retries
     against a backend that is down.

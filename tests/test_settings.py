@@ -28,6 +28,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("DATABASE_URL", "nonsense"),
         ("DATABASE_URL", "mysql://root@localhost/detektr"),
         ("REDIS_URL", "localhost:6379"),
+        ("REDIS_URL", "sentinel://127.0.0.1:26379/0"),  # one address: docs/deployment.md
         ("DEBUG", "maybe"),
         ("FRAME_TTL_SECONDS", "soon"),
         ("FRAME_TTL_SECONDS", "0"),
