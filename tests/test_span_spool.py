@@ -95,7 +95,7 @@ def test_unsampled_spans_are_not_spooled(tmp_path, otlp):
 
 
 def test_spans_wait_on_disk_while_the_backend_is_away_and_leave_when_it_is_back(tmp_path, otlp):
-    proxy = TCPProxy(int(otlp.endpoint.rsplit(":", 1)[1]))
+    proxy = TCPProxy(otlp.port)
     proxy.unplug()
     spool = spool_to(tmp_path, f"http://127.0.0.1:{proxy.port}", ship_every=NEVER)
     end_spans(spool, "run/detektr.store")
@@ -231,7 +231,7 @@ def test_a_dead_worker_s_spans_nobody_shipped_for_a_day_are_let_go_and_counted(
 
 
 def test_a_worker_stopping_while_the_backend_is_away_leaves_its_spans_to_the_next(tmp_path, otlp):
-    proxy = TCPProxy(int(otlp.endpoint.rsplit(":", 1)[1]))
+    proxy = TCPProxy(otlp.port)
     proxy.unplug()
     endpoint = f"http://127.0.0.1:{proxy.port}"
     stopping = spool_to(tmp_path, endpoint, ship_every=NEVER)

@@ -160,7 +160,7 @@ def test_frames_are_accounted_for_with_a_tracing_backend_that_hangs(start_worker
 def test_traces_stay_whole_when_the_collector_is_down_while_frames_pass(
     start_worker, pipeline_env, otlp
 ):
-    collector = TCPProxy(int(otlp.endpoint.rsplit(":", 1)[1]))
+    collector = TCPProxy(otlp.port)
     collector.unplug()  # down: connections refused
     env = {**pipeline_env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}"}
     try:
