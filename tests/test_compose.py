@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from django.core.management import get_commands
+from docker.utils.build import exclude_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -239,3 +240,37 @@ def test_the_rabbitmq_profile_runs_a_broker_that_every_detektr_process_can_use(m
     from detektr_project.settings import env_url
 
     assert env_url("CELERY_BROKER_URL", "", ("amqp",)) == url
+
+
+def test_the_image_leaves_out_the_checkouts_secrets_and_local_state(tmp_path):
+    """`docker build` sends compose's build context, the repository root, and leaves out what
+    .dockerignore names, read and matched here by docker-py (docker's rules, as its build()
+    reads the file) against a checkout's kinds of files."""
+    assert OURS["web"]["build"]["context"] == ".."  # docker/.. : the repository root
+    checkout = {
+        "var/secret_key": False,  # the laptop SECRET_KEY settings.py writes
+        "var/spans/1234.spool": False,
+        "var/capture/cam01.journal": False,
+        "docker/.env": False,  # the stack's passwords
+        ".venv/bin/python": False,
+        ".git/config": False,
+        "frames/__pycache__/models.cpython-311.pyc": False,
+        "db.sqlite3": False,
+        "requirements.txt": True,  # the Dockerfile's first COPY
+        "manage.py": True,
+        "detektr_project/settings.py": True,
+        "frames/models.py": True,
+        "templates/admin/frames/journey.html": True,
+        "docker/.env.example": True,
+        "scripts/worker.sh": True,
+    }
+    for path in checkout:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x")
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+    sent = set(exclude_paths(str(tmp_path), patterns, dockerfile="docker/Dockerfile"))
+
+    assert {path for path, kept in checkout.items() if kept} <= sent
+    assert {path for path, kept in checkout.items() if not kept} & sent == set()
