@@ -137,11 +137,13 @@ def variables_the_code_reads() -> set[str]:
         r"\benv_\w+\(\s*\"([A-Z][A-Z0-9_]+)\"",
         r"_VARIABLE(?:, \w+)? = \"([A-Z][A-Z0-9_]+)\"",
     ]
-    for package in ("detektr_project", "frame_tracking", "frames", "health", "tasks", "workers"):
-        for source in (ROOT / package).rglob("*.py"):
-            text = source.read_text()
-            for pattern in patterns:
-                names.update(re.findall(pattern, text))
+    packages = ("detektr_project", "frame_tracking", "frames", "health", "tasks", "workers")
+    # The top level too: flowerconfig.py is what `celery -A detektr flower` reads.
+    sources = [*ROOT.glob("*.py"), *(path for p in packages for path in (ROOT / p).rglob("*.py"))]
+    for source in sources:
+        text = source.read_text()
+        for pattern in patterns:
+            names.update(re.findall(pattern, text))
     for script in (ROOT / "scripts").glob("*.sh"):
         names.update(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", script.read_text()))
     return names - {"BASH_SOURCE", "PACKAGES", "SUDO"}  # the scripts' own shell variables
