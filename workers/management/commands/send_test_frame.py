@@ -7,7 +7,7 @@ Jaeger), otherwise non-zero with the reason:
   1 it arrived, but dropped or failed, or its trace is incomplete
   2 it did not arrive within --timeout
   3 no worker consumes one of the stage queues (nothing was sent)
-  4 Redis or the broker is unreachable
+  4 Redis or the broker is unreachable, or Jaeger with --check-trace
 """
 
 from __future__ import annotations
