@@ -6,6 +6,7 @@ message naming the variable, so a typo never turns into a half-working deploymen
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +39,9 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
 
 
-def env_number(name: str, default: float, *, minimum: float = 0) -> float:
+def env_number(
+    name: str, default: float, *, minimum: float = 0, maximum: float = math.inf
+) -> float:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
@@ -46,13 +49,19 @@ def env_number(name: str, default: float, *, minimum: float = 0) -> float:
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+    # NaN passes every bound (each comparison with it is false), and neither it nor an
+    # infinity is a setting anyone means.
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a finite number")
     if number < minimum:
         raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}")
+    if number > maximum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be at most {maximum}")
     return number
 
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    number = env_number(name, default, minimum=minimum)
+def env_int(name: str, default: int, *, minimum: int = 0, maximum: float = math.inf) -> int:
+    number = env_number(name, default, minimum=minimum, maximum=maximum)
     if number != int(number):
         raise ImproperlyConfigured(f"{name}={os.environ[name]!r} is not a whole number")
     return int(number)
@@ -194,6 +203,11 @@ def env_cache(name: str) -> dict[str, Any]:
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret_key("SECRET_KEY", BASE_DIR / "var" / "secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        f"ALLOWED_HOSTS={os.environ['ALLOWED_HOSTS']!r} names no host, so every request would be "
+        "refused: name the hosts, or unset it for the laptop default"
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -335,10 +349,10 @@ JAEGER_QUERY_URL = env_url("JAEGER_QUERY_URL", JAEGER_UI_URL, ("http", "https"))
 # How long the trace backend keeps traces, as configured there (Jaeger does not say through
 # its API); `doctor` reports it. The compose stack gives Jaeger this same value.
 TRACE_RETENTION = env_str("TRACE_RETENTION", "")
-# The OTEL_* variables are read by frame_tracking.telemetry in each process; a value it
-# cannot honour stops start-up here rather than exporting nothing.
+# The OTEL_* variables are read by frame_tracking.telemetry and the SDK in each process; a
+# value they cannot honour stops start-up here rather than being ignored with a warning.
 try:
-    telemetry.exporter_names()
+    telemetry.check_environment()
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 # Bearer tokens accepted by the /frames API, besides a logged-in session; 32+ characters.
@@ -349,8 +363,8 @@ FRAME_TTL_SECONDS = env_int("FRAME_TTL_SECONDS", 60, minimum=1)
 FRAME_KEEP_BYTES = env_bool("FRAME_KEEP_BYTES", False)
 # How long frame rows are kept: `manage.py frames_partitions` (run daily) drops the days older
 # than this (whole partitions on PostgreSQL) and creates FRAME_PARTITIONS_AHEAD_DAYS ahead.
-FRAME_RETENTION_DAYS = env_int("FRAME_RETENTION_DAYS", 30, minimum=1)
-FRAME_PARTITIONS_AHEAD_DAYS = env_int("FRAME_PARTITIONS_AHEAD_DAYS", 7, minimum=1)
+FRAME_RETENTION_DAYS = env_int("FRAME_RETENTION_DAYS", 30, minimum=1, maximum=36500)
+FRAME_PARTITIONS_AHEAD_DAYS = env_int("FRAME_PARTITIONS_AHEAD_DAYS", 7, minimum=1, maximum=366)
 # Where a capture worker keeps the records of frames that Redis or the broker never took
 # (an outage at exit); the next run for the camera sends them.
 CAPTURE_JOURNAL_DIR = env_str("CAPTURE_JOURNAL_DIR", str(BASE_DIR / "var" / "capture"))
@@ -438,7 +452,7 @@ CELERY_TASK_QUEUES = [
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # Prometheus /metrics of a worker on this port (0: none). A prefork worker also needs
 # PROMETHEUS_MULTIPROC_DIR, which scripts/worker.sh sets.
-WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, maximum=65535)
 if WORKER_METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     raise ImproperlyConfigured(
         "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR, or a prefork worker would serve "

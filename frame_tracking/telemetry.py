@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -53,6 +54,45 @@ def exporter_names() -> list[str]:
             f"OTEL_TRACES_EXPORTER={value!r}: use one or more of {', '.join(EXPORTERS)}"
         )
     return [name for name in names if name != "none"]
+
+
+# OTEL_TRACES_SAMPLER values the SDK knows (the spec's list), besides samplers installed as
+# entry points; the ratio ones read OTEL_TRACES_SAMPLER_ARG.
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+def check_environment() -> None:
+    """Raise ValueError, naming the variable, for an OTEL_* value this build cannot honour.
+
+    The SDK itself takes an unknown sampler or a bad ratio for its default with a warning,
+    and any OTEL_SDK_DISABLED but "true" for false: a typo would trace every frame, or none
+    of them, without a word at start-up."""
+    exporter_names()
+    disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower()
+    if disabled not in ("", "true", "false"):
+        raise ValueError(f"OTEL_SDK_DISABLED={disabled!r}: use true or false")
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    installed = {entry.name for entry in entry_points(group="opentelemetry_traces_sampler")}
+    if sampler and sampler not in SAMPLERS and sampler not in installed:
+        raise ValueError(
+            f"OTEL_TRACES_SAMPLER={sampler!r}: use one of {', '.join(SAMPLERS)}"
+            + (f", or an installed sampler: {', '.join(sorted(installed))}" if installed else "")
+        )
+    ratio = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if ratio and sampler.endswith("traceidratio"):
+        try:
+            valid = 0 <= float(ratio) <= 1
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={ratio!r}: a ratio from 0 to 1")
 
 
 class CountingExporter(SpanExporter):

@@ -56,6 +56,24 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("LOGIN_FAILURE_LIMIT", "0"),
         ("CACHE_URL", "memcached://localhost"),
         ("CELERY_BROKER_URL", "kafka://localhost:9092"),
+        # NaN passes any bound, an infinity any minimum: neither is a setting.
+        ("SECURE_HSTS_SECONDS", "nan"),
+        ("API_RATE_LIMIT", "nan"),
+        ("LOGIN_LOCKOUT_MINUTES", "inf"),
+        ("FRAME_MAX_AGE_SECONDS", "nan"),  # no frame would ever be stale
+        ("FRAME_INFLIGHT_HIGH_WATER", "nan"),  # no frame would ever be shed
+        ("FRAME_REAP_SECONDS", "nan"),
+        ("FRAME_LATENCY_BUDGET_MS", "inf"),
+        ("FRAME_RETENTION_DAYS", "99999999"),  # past the calendar
+        ("FRAME_PARTITIONS_AHEAD_DAYS", "999999999"),  # a table per day for ever
+        ("WORKER_METRICS_PORT", "99999"),
+        ("ALLOWED_HOSTS", ""),  # every request refused
+        ("ALLOWED_HOSTS", " , "),
+        # The SDK would take these for its defaults with a warning, or none.
+        ("OTEL_SDK_DISABLED", "maybe"),
+        ("OTEL_SDK_DISABLED", "1"),  # the SDK reads only "true" as true
+        ("OTEL_TRACES_SAMPLER", "bogus"),
+        ("OTEL_TRACES_EXPORTER", "jaeger"),
     ],
 )
 def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str) -> None:
@@ -63,6 +81,20 @@ def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str)
     assert result.returncode != 0
     assert variable in result.stderr
     assert "ImproperlyConfigured" in result.stderr
+
+
+@pytest.mark.parametrize("ratio", ["abc", "5", "-0.1", "nan"])
+def test_it_refuses_a_sampling_ratio_outside_0_to_1(ratio: str) -> None:
+    env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio}
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "OTEL_TRACES_SAMPLER_ARG" in result.stderr
+
+
+def test_it_starts_with_a_sampling_ratio() -> None:
+    env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+    result = manage("check", **env)
+    assert result.returncode == 0, result.stderr
 
 
 def test_it_starts_with_the_laptop_defaults() -> None:
