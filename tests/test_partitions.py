@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -137,3 +138,26 @@ def test_the_job_is_safe_to_run_again_and_prints_what_it_did() -> None:
     text = out.getvalue()
     assert "partitions created: none" in text  # the second run: the migration made them all
     assert "partitions dropped: none" in text
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--retention-days", "-1", "must be at least 1"),  # would drop today's partition
+        ("--retention-days", "0", "must be at least 1"),
+        ("--retention-days", "99999999", "must be at most 36500"),  # before year 1
+        ("--ahead", "999999999", "must be at most 366"),  # a table per day, for ever
+        ("--ahead", "-3", "must be at least 0"),
+    ],
+)
+def test_it_refuses_a_retention_or_ahead_out_of_range_and_drops_nothing(
+    frame_factory: FrameFactory, option: str, value: str, message: str
+) -> None:
+    today = frame_factory(camera_id="gate", captured_at=timezone.now() - timedelta(minutes=1))
+    days = partitions.partition_days()
+
+    with pytest.raises(CommandError, match=f"{option}: {re.escape(value)} {message}"):
+        call_command("frames_partitions", f"{option}={value}")
+
+    assert Frame.objects.filter(frame_id=today.frame_id).exists()
+    assert partitions.partition_days() == days

@@ -29,12 +29,14 @@ from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from tqdm import tqdm
 
+from detektr_project.arguments import PERCENT, number, positive, size
 from frame_tracking.completeness import CompletenessReport, FetchTrace, FrameRef, check_frames
 from frame_tracking.jaeger import JaegerClient
 from frames import report
 from frames.models import Frame
 from frames.report import PERCENTILES, percentile_cont
 from workers.local_worker import WorkerDidNotStart, start_worker, stop
+from workers.sources import SourceError, SyntheticSource
 
 ROOT = Path(settings.BASE_DIR)
 Ranges = dict[str, tuple[int, int]]  # camera -> (first, last) sequence number captured
@@ -72,40 +74,57 @@ def parser() -> argparse.ArgumentParser:
         "completeness and capture->stored latency.",
         epilog="exit codes: 0 every criterion met, 1 a criterion missed, 2 the run broke",
     )
-    p.add_argument("--cameras", type=int, default=1, help="capture processes (default 1)")
-    p.add_argument("--fps", type=float, default=30.0, help="frames per second per camera")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of capture")
-    p.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT (default 1280x720)")
+    p.add_argument("--cameras", type=number(int, minimum=1), default=1,
+                   help="capture processes (default 1)")  # fmt: skip
+    p.add_argument("--fps", type=positive(float), default=30.0, help="frames per second per camera")
+    p.add_argument("--duration", type=positive(float), default=60.0, help="seconds of capture")
+    p.add_argument("--size", type=size, default="1280x720", help="WIDTHxHEIGHT (default 1280x720)")
     p.add_argument("--deployment", action="store_true",
                    help="use the running workers; completeness via Jaeger")  # fmt: skip
     p.add_argument("--jaeger-url", help="Jaeger's query API (default: JAEGER_QUERY_URL)")
-    p.add_argument("--settle", type=float, default=15.0,
+    p.add_argument("--settle", type=number(float, minimum=0), default=15.0,
                    help="--deployment: seconds to let spans reach Jaeger (default 15)")  # fmt: skip
     # The shape the README and compose run: solo workers, one per core here.
-    p.add_argument("--workers", type=int, default=2, help="worker processes to start (default 2)")
+    p.add_argument("--workers", type=number(int, minimum=1), default=2,
+                   help="worker processes to start (default 2)")  # fmt: skip
     p.add_argument("--pool", default="solo", choices=("prefork", "solo", "threads"),
                    help="their pool (default solo)")  # fmt: skip
-    p.add_argument("--concurrency", type=int, default=2,
+    p.add_argument("--concurrency", type=number(int, minimum=1), default=2,
                    help="pool size per worker, prefork and threads (default 2)")  # fmt: skip
-    p.add_argument("--wait", type=float, default=120.0,
+    p.add_argument("--wait", type=positive(float), default=120.0,
                    help="seconds to wait for the last frames' rows (default 120)")  # fmt: skip
     p.add_argument("--out", type=Path, help="directory for summary.json and plot.png "
                    "(default var/load-test/<time>)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--max-loss", type=float, default=Criteria.max_loss_pct)
-    p.add_argument("--min-complete", type=float, default=Criteria.min_complete_pct)
-    p.add_argument("--max-p95", type=float, default=Criteria.max_p95_ms)
+    p.add_argument(
+        "--max-loss",
+        type=PERCENT,
+        default=Criteria.max_loss_pct,
+        metavar="PCT",
+        help="pass with at most this %% of frames not stored (dropped, failed or "
+        f"lost; default {Criteria.max_loss_pct:g})",
+    )
+    p.add_argument(
+        "--min-complete",
+        type=PERCENT,
+        default=Criteria.min_complete_pct,
+        metavar="PCT",
+        help="pass at least this %% of sampled traces complete "
+        f"(default {Criteria.min_complete_pct:g})",
+    )
+    p.add_argument("--max-p95", type=positive(float), default=Criteria.max_p95_ms, metavar="MS",
+                   help="pass a capture->stored p95 up to this (default "
+                   f"{Criteria.max_p95_ms:g} ms)")  # fmt: skip
     return p
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
-    try:
-        width, height = (int(part) for part in args.size.lower().split("x"))
-    except ValueError:
-        parser().error(f"--size {args.size!r}: use WIDTHxHEIGHT, e.g. 1280x720")
-    if args.cameras < 1 or args.fps <= 0 or args.duration <= 0:
-        parser().error("--cameras, --fps and --duration must be positive")
+    width, height = args.size
+    try:  # before a worker or a capture is started for it
+        SyntheticSource.from_url(f"synthetic://?width={width}&height={height}&fps={args.fps}")
+    except SourceError as exc:
+        parser().error(f"--size or --fps: {exc}")
     run = LoadRun(args, width, height)
     try:
         summary = run.execute()

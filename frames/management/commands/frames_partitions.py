@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from detektr_project.arguments import number
 from frames import partitions
 
 
@@ -22,10 +23,14 @@ class Command(BaseCommand):
     help = "Create the frames table's daily partitions ahead; drop those past retention."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--ahead", type=int, default=settings.FRAME_PARTITIONS_AHEAD_DAYS)
-        parser.add_argument(
-            "--retention-days", type=int, default=settings.FRAME_RETENTION_DAYS, metavar="N"
-        )
+        # Bounded as FRAME_PARTITIONS_AHEAD_DAYS and FRAME_RETENTION_DAYS are: a retention of 0
+        # or less would drop today's frames.
+        parser.add_argument("--ahead", type=number(int, minimum=0, maximum=366),
+                            default=settings.FRAME_PARTITIONS_AHEAD_DAYS, metavar="DAYS",
+                            help="days of partitions to create after today")  # fmt: skip
+        parser.add_argument("--retention-days", type=number(int, minimum=1, maximum=36500),
+                            default=settings.FRAME_RETENTION_DAYS, metavar="N",
+                            help="keep this many days of frames")  # fmt: skip
         parser.add_argument("--json", action="store_true", help="print what was done as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from detektr_project.arguments import number
 from health.checks import Status, doctor
 
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print the results as JSON")
-        parser.add_argument("--jaeger-wait", type=float, default=10.0, metavar="SECONDS",
+        parser.add_argument("--jaeger-wait", type=number(float, minimum=0), default=10.0,
+                            metavar="SECONDS",
                             help="how long Jaeger may take to show the test span")  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:

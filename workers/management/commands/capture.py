@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
+from detektr_project.arguments import PORT, positive
 from frame_tracking import metrics
 from frame_tracking.identity import CAMERA_ID_PATTERN
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
@@ -18,17 +19,6 @@ from workers.capture import CaptureConfig, CaptureWorker
 from workers.lease import CameraBusy
 from workers.ledger import CaptureStats
 from workers.sources import SourceError, open_source
-
-
-def positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise ValueError(text)
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
 
 
 class Command(BaseCommand):
@@ -44,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--fps", type=positive(float), help="frames per second to capture")
         parser.add_argument("--frames", type=positive(int), help="stop after this many frames")
         parser.add_argument("--duration", type=positive(float), help="stop after this many seconds")
-        parser.add_argument("--metrics-port", type=int, default=0,
+        parser.add_argument("--metrics-port", type=PORT, default=0,
                             help="serve Prometheus /metrics on this port")  # fmt: skip
         parser.add_argument("--jpeg-quality", type=int, default=80, choices=range(1, 101),
                             metavar="1..100")  # fmt: skip

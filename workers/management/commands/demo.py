@@ -17,9 +17,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from detektr_project.arguments import positive, size
 from frames import report
 from frames.models import Frame
 from workers.local_worker import WorkerDidNotStart, start_worker, stop
+from workers.sources import SourceError, SyntheticSource
 
 
 class Command(BaseCommand):
@@ -27,17 +29,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--camera", default="demo")
-        parser.add_argument("--seconds", type=float, default=5.0)
-        parser.add_argument("--fps", type=float, default=30.0)
-        parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
+        parser.add_argument("--seconds", type=positive(float), default=5.0)
+        parser.add_argument("--fps", type=positive(float), default=30.0)
+        parser.add_argument("--size", type=size, default="1280x720", help="WIDTHxHEIGHT")
         parser.add_argument("--no-worker", action="store_true",
                             help="use workers that are already running")  # fmt: skip
-        parser.add_argument("--wait", type=float, default=60.0,
+        parser.add_argument("--wait", type=positive(float), default=60.0,
                             help="seconds to wait for the last frames")  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
-        width, _, height = options["size"].partition("x")
+        width, height = options["size"]
         source = f"synthetic://?width={width}&height={height}&fps={options['fps']}"
+        try:  # before a worker is started for it
+            SyntheticSource.from_url(source)
+        except SourceError as exc:
+            raise CommandError(f"--size or --fps: {exc}") from None
         worker = None if options["no_worker"] else self.start_worker()
         try:
             run = self.capture(options["camera"], source, options["seconds"])
