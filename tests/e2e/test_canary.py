@@ -91,6 +91,16 @@ def test_it_says_when_redis_is_down(pipeline_env):
     assert "Traceback" not in result.stderr
 
 
+def test_it_says_when_the_database_is_down(start_worker, pipeline_env):
+    """The workers store the frame; the canary cannot read its row."""
+    start_worker("--pool", "solo")
+    env = {**pipeline_env, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/x"}
+    result = send_test_frame(env, "--timeout", "10")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "FAILED: the database is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("broker_env", BROKERS, indirect=True)
 def test_it_times_out_naming_where_frames_wait(start_worker, broker_env):
     env = {**broker_env, "FRAME_PROCESSORS": "tests.e2e.processors.Sleepy",

@@ -7,7 +7,7 @@ Jaeger), otherwise non-zero with the reason:
   1 it arrived, but dropped or failed, or its trace is incomplete
   2 it did not arrive within --timeout
   3 no worker consumes one of the stage queues (nothing was sent)
-  4 Redis or the broker is unreachable, or Jaeger with --check-trace
+  4 Redis, the broker or the database is unreachable, or Jaeger with --check-trace
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from kombu.exceptions import OperationalError as BrokerError
 
+from detektr_project.arguments import positive
 from frame_tracking import TraceContext
 from frame_tracking.completeness import judge
 from frame_tracking.identity import CAMERA_ID_PATTERN, FrameID
@@ -49,7 +51,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--camera", default="canary", help="camera id (default canary)")
         parser.add_argument("--traceparent", help="W3C traceparent to hang the frame's trace on")
-        parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+        parser.add_argument("--timeout", type=positive(float), default=30.0,
+                            help="seconds (default 30)")  # fmt: skip
         parser.add_argument("--check-trace", action="store_true",
                             help="also wait for its complete trace in Jaeger")  # fmt: skip
         parser.add_argument("--jaeger-url", help="Jaeger's query API (default JAEGER_QUERY_URL)")
@@ -84,14 +87,16 @@ class Command(BaseCommand):
         configure_tracing(default_service_name="detektr-canary")
         try:
             meta = send_test_frame(options["camera"], options["traceparent"])
+            context = meta.trace_context
+            result.update(frame_id=str(meta.frame_id), sampled=bool(context and context.sampled),
+                          trace_id=context.trace_id if context else "")  # fmt: skip
+            frame = self.wait_for_row(FrameID.parse(meta.frame_id), deadline)
         except UNAVAILABLE as exc:
             raise Outcome(UNREACHABLE, f"Redis or the broker is unreachable: {exc}") from None
         finally:
-            shutdown_tracing()  # the capture span leaves now, not at some later flush
-        context = meta.trace_context
-        result.update(frame_id=str(meta.frame_id), trace_id=context.trace_id if context else "",
-                      sampled=bool(context and context.sampled))  # fmt: skip
-        frame = self.wait_for_row(FrameID.parse(meta.frame_id), deadline)
+            # The capture span leaves now, before the trace is looked for. Only after the
+            # wait for the row: a collector that is down holds this up to its export timeout.
+            shutdown_tracing()
         result.update(frame.to_detail_dict())
         if frame.status != FrameStatus.STORED:
             raise Outcome(ARRIVED_INCOMPLETE, f"it arrived {frame.status}: {frame.reason} at "
@@ -103,12 +108,16 @@ class Command(BaseCommand):
             result["trace"] = self.check_trace(frame, options, deadline)
 
     def wait_for_row(self, frame_id: FrameID, deadline: float) -> Frame:
-        while time.monotonic() < deadline:
-            frame = Frame.objects.with_frame_id(frame_id).first()
+        while True:  # looked for once more at the deadline
+            try:
+                frame = Frame.objects.with_frame_id(frame_id).first()
+            except DatabaseError as exc:
+                raise Outcome(UNREACHABLE, f"the database is unreachable: {exc}") from None
             if frame is not None:
                 return frame
+            if time.monotonic() >= deadline:
+                raise Outcome(TIMED_OUT, f"no row for {frame_id} in time; {queue_depths()}")
             time.sleep(0.2)
-        raise Outcome(TIMED_OUT, f"no row for {frame_id} in time; {queue_depths()}")
 
     def check_trace(self, frame: Frame, options: dict[str, Any], deadline: float) -> str:
         """Wait for the frame's whole trace in Jaeger: spans leave processes in batches."""
