@@ -81,6 +81,19 @@ def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str)
     assert result.returncode != 0
     assert variable in result.stderr
     assert "ImproperlyConfigured" in result.stderr
+    assert "Traceback" not in result.stderr  # one line to read, not the stack that raised it
+
+
+def test_a_worker_refuses_a_malformed_setting_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "detektr", "worker", "--pool", "solo"],
+        cwd=ROOT, env={**os.environ, "FRAME_INFLIGHT_HIGH_WATER": "nan"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "ImproperlyConfigured: FRAME_INFLIGHT_HIGH_WATER='nan' is not a finite number"
+    )
 
 
 @pytest.mark.parametrize("ratio", ["abc", "5", "-0.1", "nan"])
