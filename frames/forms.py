@@ -59,6 +59,10 @@ class Cursor:
             frame_id = FrameID.parse(frame_id)
         except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, ValidationError) as exc:
             raise ValueError("not a cursor") from exc
+        except RecursionError as exc:  # nested deeper than the JSON parser recurses
+            # FrameQuery's 512 characters allow 384 levels, within Python's limit: this is
+            # for a caller without that cap.
+            raise ValueError("not a cursor") from exc
         return cls(when, frame_id)
 
 

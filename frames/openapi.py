@@ -63,6 +63,7 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _RATE_LIMITED = _error("Over API_RATE_LIMIT calls a minute (header Retry-After)")
+_DATABASE_AWAY = _error("The database is unavailable (header Retry-After)")
 _AUTH_ERRORS = {
     "401": _error("No credentials (header WWW-Authenticate: Bearer)"),
     "403": _error(
@@ -70,6 +71,7 @@ _AUTH_ERRORS = {
     ),
     "405": _error("Not GET or HEAD"),
     "429": _RATE_LIMITED,
+    "503": _DATABASE_AWAY,
 }
 
 OPENAPI: dict[str, Any] = {
@@ -185,7 +187,7 @@ OPENAPI: dict[str, Any] = {
                     "403": _error("Unknown token, not staff, or a failed CSRF check"),
                     "405": _error("Not POST"),
                     "429": _RATE_LIMITED,
-                    "503": _error("Redis or the broker is unreachable"),
+                    "503": _error("Redis, the broker or the database is unreachable"),
                 },
             }
         },

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from kombu.exceptions import OperationalError as BrokerError
 
-from detektr_project.errors import allow_only, error
+from detektr_project.errors import allow_only, database_required, error
 from frame_tracking.identity import CAMERA_ID_PATTERN, FrameID
 from frames import report
 from frames.access import access_problem, bearer_token, rate_limited
@@ -30,13 +30,16 @@ get_only = allow_only("GET", "HEAD")
 
 
 def authorized(view: View) -> View:
-    """Within the rate limit, and a bearer token or a staff session; a JSON 4xx otherwise."""
+    """Within the rate limit, and a bearer token or a staff session; a JSON 4xx otherwise.
+
+    And a JSON 503 while the database is away, from the session's lookup on: every view
+    behind this reads frames or a session from it."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return rate_limited(request) or access_problem(request) or view(request, *args, **kwargs)
 
-    return wrapper
+    return database_required(wrapper)
 
 
 def query_problem(request: HttpRequest, form: FrameQuery | ReportQuery) -> str | None:
@@ -112,7 +115,11 @@ def send_test_frame(request: HttpRequest) -> HttpResponse:
         return rejected
     try:
         body = json.loads(request.body or b"{}")
-    except ValueError:
+    except RecursionError:  # the parser recurses once per [ or {: '[' * 100000 is too deep
+        return error(
+            'the body is nested too deeply; send one flat object, e.g. {"camera": "canary"}'
+        )
+    except ValueError:  # not JSON, not UTF-8, an integer of more than 4300 digits
         return error('the body must be JSON, e.g. {"camera": "canary"}')
     if not isinstance(body, dict) or set(body) - {"camera", "traceparent"}:
         return error("the body may have only camera and traceparent")

@@ -261,6 +261,8 @@ BAD_QUERIES = [
     ({"cursor": cursor_of(["2026-11-29T03:00:00", FRAME_ID])}, BAD_CURSOR),  # naive time
     ({"cursor": cursor_of(["2026-11-29T03:00:00+00:00", FRAME_ID, 3])}, BAD_CURSOR),
     ({"cursor": cursor_of(["0001-01-01T00:00:00+05:00", FRAME_ID])}, BAD_CURSOR),
+    # As deeply nested as the cursor's 512 characters allow.
+    ({"cursor": base64.urlsafe_b64encode(b"[" * 384).decode()}, BAD_CURSOR),
     ({"camera_id": "cam01"}, "unknown parameter: camera_id"),
     ({"page": "2"}, "unknown parameter: page"),
 ]

@@ -68,12 +68,32 @@ def test_a_bearer_token_needs_no_csrf_token(settings: Any) -> None:
         ('["canary"]', "the body may have only camera and traceparent"),
         ('{"camera": "canary", "frames": 2}', "the body may have only camera and traceparent"),
         ('{"traceparent": "00-zz-zz-01"}', "traceparent: not a W3C traceparent"),
+        ("1" * 5000, "the body must be JSON"),  # past Python's limit on an integer's digits
+        (b'{"camera": "\xff"}', "the body must be JSON"),  # not UTF-8
     ],
 )
-def test_it_rejects_a_bad_body(api_client: Client, body: str, message: str) -> None:
+def test_it_rejects_a_bad_body(api_client: Client, body: str | bytes, message: str) -> None:
     response = api_client.post(URL, body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000,
+        '{"camera": ' + "[" * 100_000,
+        '{"camera": "canary", "x": ' + '{"a": ' * 50_000,
+    ],
+    ids=["arrays", "arrays-in-an-object", "objects"],
+)
+def test_it_rejects_a_deeply_nested_body(api_client: Client, body: str) -> None:
+    """The JSON parser recurses once per level: deep nesting is a 400, not a RecursionError."""
+    response = api_client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": 'the body is nested too deeply; send one flat object, e.g. {"camera": "canary"}'
+    }
 
 
 def test_other_methods_get_a_json_405(api_client: Client) -> None:
