@@ -10,26 +10,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, TextIO, TypedDict
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from tqdm import tqdm
 
+from detektr_project.arguments import PERCENT, number
 from frame_tracking.completeness import (
     STAGES,
     CompletenessReport,
+    FrameCheck,
     FrameRef,
     check_frames,
     judge,
     shed_at_camera,
 )
-from frame_tracking.identity import FrameID
+from frame_tracking.identity import CAMERA_ID_PATTERN, FrameID
 from frame_tracking.jaeger import JaegerClient, JaegerError, JaegerSpan
 from frames.forms import moment
 from frames.frame_source import FrameSource, LocalFrames, RemoteFrames, SourceUnavailable
@@ -48,6 +53,14 @@ EXIT_CODES = f"""exit codes:
 PERCENTILES = (0.5, 0.95, 0.99)
 SPLIT_SEARCH_WINDOW = timedelta(minutes=5)  # around capture: where a split's rest can start
 MAX_SERVICES_SEARCHED = 20
+DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 3600.0  # beyond about 1e9 s, the socket layer itself overflows
+MAX_CONCURRENCY = 64
+# completeness stops when this many traces in a row could not be read the same way (Jaeger
+# refuses connections, a proxy answers 502, it is not Jaeger): a Jaeger that is down would
+# otherwise be asked for every trace in the window. Timeouts never stop it: a slow Jaeger
+# that answers is walked to the end.
+GIVE_UP_AFTER = 10
 # A stage that starts before it was queued: the two hosts' clocks disagree.
 SKEW = "  ! began before it was queued: clock skew between hosts?"
 
@@ -63,19 +76,87 @@ class Problem(Exception):
 # --- arguments ------------------------------------------------------------------------------
 
 
+def http_url(example: str) -> Callable[[str], str]:
+    """An argparse `type=`: an http(s) URL with a host and no query or fragment, without its
+    trailing slash (paths are appended to it)."""
+
+    def parse(text: str) -> str:
+        problem = f"must be an http(s) URL such as {example}, not {text!r}"
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018  (raises ValueError for a port that is not one)
+        except ValueError:
+            raise argparse.ArgumentTypeError(problem) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise argparse.ArgumentTypeError(problem)
+        if parts.query or parts.fragment or "?" in text or "#" in text:
+            raise argparse.ArgumentTypeError(f"{text!r}: give the URL without ? or #")
+        return text.rstrip("/")
+
+    parse.__name__ = "URL"
+    return parse
+
+
+JAEGER_URL = http_url("http://jaeger:16686")
+_DETEKTR_URL = http_url("http://detektr:8000")
+
+
+def api_url(text: str) -> str:
+    """A detektr's base URL. The /frames API lives under it; a URL ending in /frames (the
+    API's own address, an easy mistake) is taken to mean the detektr it belongs to."""
+    url = _DETEKTR_URL(text)
+    return url.removesuffix("/frames") if urlsplit(url).path.endswith("/frames") else url
+
+
+api_url.__name__ = "URL"
+
+
+def camera_id(text: str) -> str:
+    """A camera id as capture, the API and frames_report accept it; "" means every camera."""
+    if text and not CAMERA_ID_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a camera id: must be 1-64 characters from A-Z a-z 0-9 . -"
+        )
+    return text
+
+
+camera_id.__name__ = "camera id"
+
+
+def duration_ms(text: str) -> float:
+    """--over: a duration with its unit, ms or s, as milliseconds (0 or more, finite)."""
+    lowered = text.strip().lower()
+    for unit, factor in (("ms", 1.0), ("s", 1000.0)):
+        if lowered.endswith(unit):
+            try:
+                value = float(lowered[: -len(unit)]) * factor
+            except ValueError:
+                break
+            if not math.isfinite(value) or value < 0:
+                raise argparse.ArgumentTypeError(f"{text!r} must be a finite duration, 0 or more")
+            return value
+    raise argparse.ArgumentTypeError(f"{text!r}: use e.g. 100ms or 1.5s")
+
+
+duration_ms.__name__ = "duration"
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument("--api-url", help="read frames from this detektr's /frames API "
-                        "instead of the local database")  # fmt: skip
+    common.add_argument("--api-url", type=api_url,
+                        help="read frames from the /frames API of the detektr at this URL "
+                        "(e.g. http://detektr:8000) instead of the local database")  # fmt: skip
     common.add_argument("--token", help="bearer token for --api-url")
-    common.add_argument("--jaeger-url", help="Jaeger's query service (default: JAEGER_QUERY_URL)")
+    common.add_argument("--jaeger-url", type=JAEGER_URL,
+                        help="Jaeger's query service (default: JAEGER_QUERY_URL)")  # fmt: skip
     common.add_argument("--jaeger-token", help="bearer token for Jaeger, if behind a proxy")
-    common.add_argument("--timeout", type=float, help="seconds per HTTP request (default 5)")
+    common.add_argument("--timeout", type=number(float, above=0, maximum=MAX_TIMEOUT),
+                        help=f"seconds per HTTP request (default {DEFAULT_TIMEOUT:g})")  # fmt: skip
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--since", help="ISO-8601 or an age: 90s, 15m, 6h, 2d (default 15m)")
     window.add_argument("--until", help="ISO-8601 or an age (default now)")
-    window.add_argument("--camera", help="only this camera")
+    window.add_argument("--camera", type=camera_id, help="only this camera")
     window.add_argument("--include-test", action="store_true", help="count canary frames too")
 
     main = argparse.ArgumentParser(
@@ -98,19 +179,24 @@ def parser() -> argparse.ArgumentParser:
     search = command("search", "a frame's journey: its trace as a waterfall, or its row", False)
     search.add_argument("frame_id")
     completeness = command("completeness", "how many sampled frames have a complete trace")
-    completeness.add_argument("--concurrency", type=int, default=8,
-                              help="traces fetched at once (default 8)")  # fmt: skip
-    completeness.add_argument("--min-complete", type=float, default=100.0,
-                              help="exit 1 below this percentage (default 100)")  # fmt: skip
+    completeness.add_argument("--concurrency", type=number(int, minimum=1,
+                              maximum=MAX_CONCURRENCY), default=8,
+                              help=f"traces fetched at once, 1-{MAX_CONCURRENCY} "
+                              "(default 8)")  # fmt: skip
+    completeness.add_argument("--min-complete", type=PERCENT, default=100.0,
+                              help="exit 1 below this percentage, 0-100 (default 100)")  # fmt: skip
     command("stats", "p50/p95/p99 per stage (work, queue wait) and end to end, per camera")
     slow = command("slow", "frames slower than --over, and where the time went")
-    slow.add_argument("--over", default="100ms", help="e.g. 100ms, 1.5s (default 100ms)")
+    slow.add_argument("--over", type=duration_ms, default="100ms",
+                      help="e.g. 100ms, 1.5s (default 100ms)")  # fmt: skip
     slow.add_argument("--stage", choices=("capture", *STAGES),
                       help="judge this stage's queue wait + work, not end to end")  # fmt: skip
-    slow.add_argument("--limit", type=int, default=20, help="frames to list (default 20)")
+    slow.add_argument("--limit", type=number(int, minimum=1), default=20,
+                      help="frames to list, 1 or more (default 20)")  # fmt: skip
     errors = command("errors", "frames that failed, with their error")
     errors.add_argument("--include-dropped", action="store_true", help="list drops too")
-    errors.add_argument("--limit", type=int, default=50, help="frames to list (default 50)")
+    errors.add_argument("--limit", type=number(int, minimum=1), default=50,
+                        help="frames to list, 1 or more (default 50)")  # fmt: skip
     return main
 
 
@@ -137,8 +223,8 @@ class Context:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
-    args = parser().parse_args(argv)
-    timeout = args.timeout or 5.0
+    args = parser().parse_args(argv)  # bad arguments: a usage message and exit 2, before any I/O
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     source: FrameSource = (
         RemoteFrames(args.api_url, args.token, timeout=max(timeout, 10.0))
         if args.api_url
@@ -174,14 +260,18 @@ def write(context: Context, line: str = "") -> None:
 
 
 def window(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    try:
-        since = moment(getattr(args, "since", None) or "15m")
-        until = moment(getattr(args, "until", None) or "0s")
-    except ValidationError as exc:
-        raise Problem(f"--since/--until: {exc.messages[0]}", USAGE) from None
+    since = _moment("--since", getattr(args, "since", None) or "15m")
+    until = _moment("--until", getattr(args, "until", None) or "0s")
     if since > until:
         raise Problem("--since must not be later than --until", USAGE)
     return since, until
+
+
+def _moment(option: str, text: str) -> datetime:
+    try:
+        return moment(text)
+    except ValidationError as exc:
+        raise Problem(f"{option} {text!r}: {exc.messages[0]}", USAGE) from None
 
 
 def frames_in_window(
@@ -206,7 +296,7 @@ def search(context: Context, args: argparse.Namespace) -> int:
     frame = context.source.frame(frame_id)
     if frame is None:
         raise Problem(f"no frame {frame_id}", NOT_FOUND)
-    spans, why = fetch_for_search(context, frame)
+    spans, why, unreadable = fetch_for_search(context, frame)
     verdict = (
         judge(spans, frame_id=frame["frame_id"],
               shed_at_camera=shed_at_camera(frame["status"], frame["stage"]))
@@ -224,25 +314,30 @@ def search(context: Context, args: argparse.Namespace) -> int:
         })  # fmt: skip
     else:
         print_search(context, frame, spans, why, verdict.describe() if verdict else "")
+    if unreadable:
+        return UNAVAILABLE  # the row was read; its trace could not be
     if spans is None:
         return FOUND_PROBLEMS if frame["sampled"] else OK
     return OK if verdict and verdict.complete else FOUND_PROBLEMS
 
 
-def fetch_for_search(context: Context, frame: FrameDict) -> tuple[list[JaegerSpan] | None, str]:
-    """The frame's spans, or None and why Jaeger has none."""
+def fetch_for_search(
+    context: Context, frame: FrameDict
+) -> tuple[list[JaegerSpan] | None, str, bool]:
+    """The frame's spans, or None and why Jaeger has none; True when Jaeger could not be
+    asked at all."""
     if not frame["trace_id"]:
-        return None, "the frame has no trace context"
+        return None, "the frame has no trace context", False
     if not frame["sampled"]:
-        return None, "not sampled: its trace was never exported (the row below is complete)"
+        return None, "not sampled: its trace was never exported (the row below is complete)", False
     try:
         spans = context.jaeger.trace(frame["trace_id"])
     except JaegerError as exc:
-        return None, f"Jaeger could not be asked ({exc.kind}): {exc}"
+        return None, f"Jaeger could not be asked ({exc.kind}): {exc}", True
     if spans is None:
         return None, (f"Jaeger has no trace {frame['trace_id']}: it expired, or its spans "
-                      "never arrived (collector down, tracer queue full)")  # fmt: skip
-    return spans, ""
+                      "never arrived (collector down, tracer queue full)"), False  # fmt: skip
+    return spans, "", False
 
 
 def print_search(
@@ -349,15 +444,22 @@ def completeness(context: Context, args: argparse.Namespace) -> int:
 
     refs = [_ref(frame) for frame in frames]
     report = CompletenessReport()
-    checks = check_frames(refs, context.jaeger.trace, find_elsewhere=find_rest,
-                          concurrency=args.concurrency)  # fmt: skip
     sampled = sum(1 for ref in refs if ref["sampled"])
+    fetch = TraceFetcher(context.jaeger)
+    checks = check_frames(refs, fetch, find_elsewhere=find_rest, concurrency=args.concurrency)
+    done = 0
     with tqdm(total=sampled, unit="trace", desc="traces", file=sys.stderr, disable=None,
               leave=False) as progress:  # fmt: skip
-        for check in checks:
-            report.add(check)
-            if check.frame["sampled"]:
-                progress.update()
+        try:
+            for check in checks:
+                done += 1
+                report.add(check)
+                if check.frame["sampled"]:
+                    progress.update()
+        except GaveUp:  # the traces not asked for: check_frames cancelled them
+            gave_up = _give_up(context, report, refs[done:], fetch.gave_up)
+            print_completeness(context, report, gave_up, brief=report.checked == 0)
+            return UNAVAILABLE
     if report.checked == 0 and report.unreadable:
         problem = f"Jaeger at {context.jaeger.base_url} could not be read"
         print_completeness(context, report, problem)
@@ -366,6 +468,67 @@ def completeness(context: Context, args: argparse.Namespace) -> int:
     pct = report.complete_pct
     ok = report.unreadable == 0 and (pct is None or pct >= args.min_complete)
     return OK if ok else FOUND_PROBLEMS
+
+
+class GaveUp(Exception):
+    """Jaeger failed the same way too many times in a row: it is not asked any more."""
+
+
+class TraceFetcher:
+    """JaegerClient.trace for completeness's threads, with two changes: an error does not name
+    the trace (the same failure for every trace is one line in the report), and once
+    GIVE_UP_AFTER answers in a row failed alike, other than by a timeout, it raises GaveUp
+    instead of asking (connections refused, a proxy's 502, a server that is not Jaeger).
+    Counted as the answers come, so that no more than the traces in flight are asked after."""
+
+    def __init__(self, jaeger: JaegerClient) -> None:
+        self.jaeger = jaeger
+        self.lock = threading.Lock()
+        self.failure = ""  # "kind: message" of the answers in a row that failed alike
+        self.streak = 0
+        self.gave_up = ""  # the failure it gave up on
+
+    def __call__(self, trace_id: str) -> list[JaegerSpan] | None:
+        if self.gave_up:
+            raise GaveUp(self.gave_up)
+        try:
+            spans = self.jaeger.trace(trace_id)
+        except JaegerError as exc:
+            error = JaegerError(exc.kind, str(exc).replace(trace_id, "<trace id>"))
+            # A timeout is a slow Jaeger, not a broken one: it is waited for, every trace.
+            self._count("" if exc.kind == "timeout" else f"{exc.kind}: {error}")
+            raise error from None
+        self._count("")
+        return spans
+
+    def _count(self, failure: str) -> None:
+        with self.lock:
+            if not failure:
+                self.streak = 0
+            elif failure == self.failure:
+                self.streak += 1
+            else:
+                self.streak = 1
+            self.failure = failure
+            if self.streak >= GIVE_UP_AFTER and not self.gave_up:
+                self.gave_up = failure
+
+
+def _give_up(
+    context: Context, report: CompletenessReport, rest: list[FrameRef], failure: str
+) -> str:
+    """Count the frames not yet asked for as not checked; the one line that says why."""
+    not_asked = 0
+    for ref in rest:
+        if ref["sampled"]:
+            not_asked += 1
+            report.add(FrameCheck(ref, None, "not asked: Jaeger could not be read", "skipped"))
+        else:
+            report.add(FrameCheck(ref, None))
+    return (
+        f"Jaeger at {context.jaeger.base_url} could not be read ({failure}); gave up after "
+        f"{GIVE_UP_AFTER} traces in a row, {not_asked} more sampled frames not asked"
+    )
 
 
 def _ref(frame: FrameDict) -> FrameRef:
@@ -395,12 +558,17 @@ def find_elsewhere(
     return found
 
 
-def print_completeness(context: Context, report: CompletenessReport, error: str = "") -> None:
+def print_completeness(
+    context: Context, report: CompletenessReport, error: str = "", brief: bool = False
+) -> None:
+    """The report; with `brief`, in text, only the error (nothing was checked)."""
     if context.as_json:
         emit(context, {**report.to_dict(), **({"error": error} if error else {})})
         return
     if error:
         print(f"trace_analyzer: {error}", file=sys.stderr)
+    if brief:
+        return
     pct = report.complete_pct
     write(context, f"frames in window      {report.frames}")
     write(context, f"  not sampled         {report.not_sampled}  (no trace exported; rows kept)")
@@ -463,17 +631,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": round(p50, 3), "p95": round(p95, 3), "p99": round(p99, 3)}
 
 
-def parse_duration_ms(text: str) -> float:
-    text = text.strip().lower()
-    for unit, factor in (("ms", 1.0), ("s", 1000.0)):
-        if text.endswith(unit):
-            try:
-                return float(text[: -len(unit)]) * factor
-            except ValueError:
-                break
-    raise Problem(f"--over {text!r}: use e.g. 100ms or 1.5s", USAGE)
-
-
 class StageTime(TypedDict):
     stage: str
     queue_wait_ms: float | None
@@ -489,7 +646,7 @@ class SlowFrame(TypedDict):
 
 
 def slow(context: Context, args: argparse.Namespace) -> int:
-    over = parse_duration_ms(args.over)
+    over: float = args.over  # milliseconds (duration_ms)
     found: list[tuple[float, FrameDict]] = []
     for frame in frames_in_window(context, args):
         took = _time_in(frame, args.stage)

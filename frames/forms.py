@@ -82,7 +82,7 @@ def in_utc(when: datetime) -> datetime:
     try:
         return when.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0
-        raise ValidationError("is out of range") from None
+        raise ValidationError("is out of range", code="out_of_range") from None
 
 
 class TimestampField(forms.Field):
@@ -215,7 +215,11 @@ def moment(text: str) -> datetime:
         return timezone.now() - timedelta(seconds=seconds)
     try:
         return timestamp(text)
-    except ValidationError:
+    except ValidationError as exc:
+        if exc.code == "out_of_range":  # ISO-8601 all the same: say what is wrong with it
+            raise ValidationError(
+                "is out of range: in UTC it falls outside the years 1 to 9999"
+            ) from None
         raise ValidationError(
             "must be an ISO-8601 timestamp or an age such as 90s, 15m, 6h, 2d"
         ) from None

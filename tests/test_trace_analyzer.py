@@ -1,33 +1,69 @@
 """scripts/trace_analyzer.py on rows alone: stats, slow, errors, search without a trace, the
-remote API as the row source, arguments and exit codes. Against traces from a real pipeline
-and Jaeger's API shapes: tests/e2e/test_trace_analyzer.py."""
+remote API as the row source, arguments and exit codes; completeness against a Jaeger that
+is down, hangs, or is slow. Against traces from a real pipeline and Jaeger's API shapes:
+tests/e2e/test_trace_analyzer.py."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from frame_tracking import TraceContext
-from frames.analyzer import FOUND_PROBLEMS, NOT_FOUND, OK, UNAVAILABLE, main
+from frame_tracking.otlp_receiver import OTLPReceiver
+from frames.analyzer import (
+    FOUND_PROBLEMS,
+    GIVE_UP_AFTER,
+    NOT_FOUND,
+    OK,
+    UNAVAILABLE,
+    USAGE,
+    main,
+)
 from tests.conftest import API_TOKEN, BASE_TIME, FrameFactory
-from tests.e2e.services import free_port
+from tests.e2e.jaeger_api import JaegerQueryAPI
+from tests.e2e.services import Blackhole, free_port
 
 pytestmark = pytest.mark.django_db
 WINDOW = ["--since", BASE_TIME.isoformat(), "--until", (BASE_TIME + timedelta(hours=1)).isoformat()]
 CLOSED = f"http://127.0.0.1:{free_port()}"  # nothing listens: Jaeger is down
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "trace_analyzer.py"
 
 
 def analyze(*argv: str) -> tuple[int, str]:
     out = StringIO()
     code = main(list(argv), out=out)
     return code, out.getvalue()
+
+
+def refused(capsys: Any, *argv: str) -> str:
+    """What argparse tells the user about a bad argument: exit 2 and the message, before any
+    database, API or Jaeger is asked."""
+    out = StringIO()
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv), out=out)
+    assert exited.value.code == USAGE
+    assert out.getvalue() == ""
+    err = str(capsys.readouterr().err)
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+def run_script(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The real script, as an operator runs it."""
+    return subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True,
+                          env=os.environ, timeout=60, check=False)  # fmt: skip
 
 
 @pytest.fixture
@@ -103,15 +139,19 @@ def test_search_of_a_frame_not_sampled_prints_its_journey_and_asks_jaeger_nothin
     assert "process" in out and "16.00" in out  # the journey from the row
 
 
-def test_search_with_jaeger_down_says_so_and_still_prints_the_journey(
+def test_search_with_jaeger_down_says_so_prints_the_journey_and_exits_4(
     frame_factory: FrameFactory,
 ) -> None:
     frame = frame_factory()
     code, out = analyze("search", frame.frame_id, "--jaeger-url", CLOSED)
-    assert code == FOUND_PROBLEMS
-    assert "Jaeger could not be asked (unreachable)" in out
+    assert code == UNAVAILABLE  # Jaeger could not be read: not a verdict on the trace
+    assert f"no trace from Jaeger: Jaeger could not be asked (unreachable): {CLOSED}" in out
+    assert "connection refused" in out
     assert "the journey detektr recorded" in out
     assert "Traceback" not in out
+    code, out = analyze("search", frame.frame_id, "--jaeger-url", CLOSED, "--json")
+    assert code == UNAVAILABLE
+    assert json.loads(out)["trace"]["why_not"].startswith("Jaeger could not be asked")
 
 
 def test_search_for_an_unknown_or_malformed_frame(db: None, capsys: Any) -> None:
@@ -125,7 +165,35 @@ def test_search_for_an_unknown_or_malformed_frame(db: None, capsys: Any) -> None
 def test_a_bad_window_is_a_usage_error(db: None) -> None:
     code, out = analyze("stats", "--since", "yesterday", "--json")
     assert code == 2
-    assert json.loads(out)["error"].startswith("--since/--until: must be an ISO-8601")
+    assert json.loads(out)["error"] == (
+        "--since 'yesterday': must be an ISO-8601 timestamp or an age such as 90s, 15m, 6h, 2d"
+    )
+    code, out = analyze("stats", "--until", "2026-13-01", "--json")
+    assert code == 2
+    assert json.loads(out)["error"].startswith("--until '2026-13-01': must be an ISO-8601")
+
+
+@pytest.mark.parametrize(
+    ("option", "text"),
+    [("--since", "0001-01-01T00:00:00+01:00"), ("--until", "9999-12-31T23:59:59-01:00")],
+)
+def test_a_timestamp_out_of_range_is_called_that(
+    db: None, capsys: Any, option: str, text: str
+) -> None:
+    """It is ISO-8601: in UTC it falls in the year 0 or 10000, which is what to say."""
+    code, _ = analyze("stats", option, text)
+    assert code == USAGE
+    err = capsys.readouterr().err
+    assert err == (
+        f"trace_analyzer: {option} {text!r}: is out of range: in UTC it falls outside the "
+        "years 1 to 9999\n"
+    )
+    # frames_report parses --since/--until with the same code, and says the same.
+    with pytest.raises(CommandError) as raised:
+        call_command("frames_report", option, text, *(["--since", "1h"] * (option != "--since")))
+    assert str(raised.value) == (
+        f"{option}: is out of range: in UTC it falls outside the years 1 to 9999"
+    )
 
 
 def test_rows_from_a_remote_detektr_match_the_local_ones(
@@ -137,7 +205,7 @@ def test_rows_from_a_remote_detektr_match_the_local_ones(
         assert analyze(*command, *WINDOW, *remote, "--json") == analyze(*command, *WINDOW, "--json")
     frame_id = json.loads(analyze("errors", *WINDOW, "--json")[1])["frames"][0]["frame_id"]
     code, out = analyze("search", frame_id, *remote, "--jaeger-url", CLOSED)
-    assert code == FOUND_PROBLEMS and "ValueError: bad pixels" in out
+    assert code == UNAVAILABLE and "ValueError: bad pixels" in out  # Jaeger is down
 
 
 def test_a_remote_detektr_that_refuses_the_token_is_reported(
@@ -157,3 +225,246 @@ def test_the_script_shows_help_and_exit_codes() -> None:
     for command in ("search", "completeness", "stats", "slow", "errors"):
         assert command in result.stdout
     assert "4  the database, the detektr API or Jaeger could not be read" in result.stdout
+
+
+# --- arguments: refused up front (exit 2) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--timeout=-1", "stats"], "argument --timeout: -1 must be more than 0"),
+        (["--timeout", "0", "stats"], "argument --timeout: 0 must be more than 0"),
+        (["stats", "--timeout", "nan"], "argument --timeout: 'nan' is not a finite number"),
+        (["stats", "--timeout", "1e300"], "argument --timeout: 1e300 must be at most 3600"),
+        (["slow", "--over=-5ms"], "argument --over: '-5ms' must be a finite duration, 0 or more"),
+        (["slow", "--over", "nanms"], "--over: 'nanms' must be a finite duration, 0 or more"),
+        (["slow", "--over", "infs"], "--over: 'infs' must be a finite duration, 0 or more"),
+        (["slow", "--over", "5"], "argument --over: '5': use e.g. 100ms or 1.5s"),
+        (["slow", "--limit=-1"], "argument --limit: -1 must be at least 1"),
+        (["slow", "--limit", "0"], "argument --limit: 0 must be at least 1"),
+        (["errors", "--limit", "0"], "argument --limit: 0 must be at least 1"),
+        (["errors", "--limit", "2.5"], "argument --limit: '2.5' is not a whole number"),
+        (["completeness", "--concurrency", "0"], "argument --concurrency: 0 must be at least 1"),
+        (["completeness", "--concurrency", "65"], "argument --concurrency: 65 must be at most 64"),
+        (["completeness", "--min-complete", "150"], "--min-complete: 150 must be at most 100"),
+        (["completeness", "--min-complete", "-1"], "--min-complete: -1 must be at least 0"),
+        (["completeness", "--min-complete", "nan"], "--min-complete: 'nan' is not a finite number"),
+    ],
+)  # fmt: skip
+def test_numbers_out_of_range_are_usage_errors(capsys: Any, argv: list[str], message: str) -> None:
+    assert refused(capsys, *argv, "--api-url", CLOSED).endswith(message)
+
+
+@pytest.mark.parametrize("api_url", [None, CLOSED])
+@pytest.mark.parametrize("command", ["stats", "completeness", "slow", "errors"])
+def test_a_camera_id_no_camera_can_have_is_refused_before_any_io(
+    capsys: Any, command: str, api_url: str | None
+) -> None:
+    """As capture, the API and frames_report refuse it; with --api-url of a detektr that is
+    down, a usage error (not exit 4) shows that nothing was asked."""
+    remote = ["--api-url", api_url] if api_url else []
+    assert refused(capsys, command, "--camera", "bad cam", *remote, "--jaeger-url", CLOSED) == (
+        f"trace_analyzer.py {command}: error: argument --camera: 'bad cam' is not a camera id: "
+        "must be 1-64 characters from A-Z a-z 0-9 . -"
+    )
+
+
+def test_no_camera_means_every_camera(frames: None) -> None:
+    assert analyze("stats", *WINDOW, "--camera", "", "--json") == analyze(
+        "stats", *WINDOW, "--json"
+    )
+
+
+@pytest.mark.parametrize("url", ["foo", "jaeger:16686", "ftp://jaeger", "http://", "http://j:x"])
+def test_a_jaeger_url_that_is_not_an_http_url_is_refused(
+    capsys: Any, frame_factory: FrameFactory, url: str
+) -> None:
+    frame = frame_factory()
+    assert refused(capsys, "search", frame.frame_id, "--jaeger-url", url) == (
+        "trace_analyzer.py search: error: argument --jaeger-url: must be an http(s) URL such "
+        f"as http://jaeger:16686, not {url!r}"
+    )
+
+
+def test_the_script_refuses_bad_arguments_with_exit_2_and_no_traceback() -> None:
+    for argv, message in (
+        (["stats", "--timeout=-1"], "argument --timeout: -1 must be more than 0"),
+        (["--jaeger-url", "foo", "completeness"], "argument --jaeger-url: must be an http(s) URL"),
+    ):
+        result = run_script(*argv)
+        assert result.returncode == USAGE, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+
+# --- --api-url ------------------------------------------------------------------------------
+
+
+def test_an_api_url_ending_in_frames_means_the_detektr_it_belongs_to(
+    frames: None, live_server: Any, settings: Any
+) -> None:
+    """The help and the guide ask for the detektr's URL; the /frames API's own address is the
+    likely mistake, and reads the same rows."""
+    settings.DETEKTR_API_TOKENS = [API_TOKEN]
+    base = ["--api-url", live_server.url, "--token", API_TOKEN]
+    for api_url in (f"{live_server.url}/frames", f"{live_server.url}/frames/"):
+        given = ["--api-url", api_url, "--token", API_TOKEN]
+        for command in (["stats"], ["slow", "--over", "45ms"], ["errors"]):
+            assert analyze(*command, *WINDOW, *given, "--json") == analyze(
+                *command, *WINDOW, *base, "--json"
+            )
+        frame_id = json.loads(analyze("errors", *WINDOW, *given, "--json")[1])["frames"][0][
+            "frame_id"
+        ]
+        code, out = analyze("search", frame_id, *given, "--jaeger-url", CLOSED, "--json")
+        assert code == UNAVAILABLE  # the row was found; Jaeger is down
+        assert json.loads(out)["frame"]["error"] == "ValueError: bad pixels"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("detektr:8000", "must be an http(s) URL such as http://detektr:8000, not 'detektr:8000'"),
+        ("http://detektr/frames?since=1h", "'http://detektr/frames?since=1h': give the URL "
+                                           "without ? or #"),
+    ],
+)  # fmt: skip
+def test_an_api_url_that_is_not_a_detektr_url_is_refused(
+    capsys: Any, url: str, message: str
+) -> None:
+    assert refused(capsys, "stats", "--api-url", url).endswith(f"argument --api-url: {message}")
+
+
+# --- completeness against a Jaeger that is down, hangs or is slow ----------------------------
+
+
+class BadGateway:
+    """A proxy in front of a Jaeger that is down: 502 to every request, which it counts."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                proxy.requests += 1
+                body = b"<html>502 Bad Gateway</html>"
+                self.send_response(502)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sampled_frames(frame_factory: FrameFactory) -> int:
+    """40 sampled frames and 5 that are not: a window Jaeger has to be asked about 40 times."""
+    for _ in range(40):
+        frame_factory(camera_id="cam01")
+    for _ in range(5):
+        frame_factory(camera_id="cam02", trace_context=TraceContext.generate(sampled=False))
+    return 40
+
+
+def test_completeness_with_jaeger_refusing_connections_gives_up_in_one_line(
+    sampled_frames: int, capsys: Any
+) -> None:
+    # One trace at a time: exactly GIVE_UP_AFTER are asked for.
+    code, out = analyze("completeness", *WINDOW, "--jaeger-url", CLOSED, "--concurrency", "1")
+    assert code == UNAVAILABLE
+    assert out == ""  # nothing was checked: no table of zeros
+    assert capsys.readouterr().err == (
+        f"trace_analyzer: Jaeger at {CLOSED} could not be read (unreachable: "
+        f"{CLOSED}/api/v3/traces/<trace id>: connection refused); gave up after "
+        f"{GIVE_UP_AFTER} traces in a row, {sampled_frames - GIVE_UP_AFTER} more sampled "
+        "frames not asked\n"
+    )
+    # Eight at a time: the traces already in flight when it gave up are asked too.
+    code, out = analyze("completeness", *WINDOW, "--jaeger-url", CLOSED, "--json")
+    assert code == UNAVAILABLE
+    report = json.loads(out)
+    assert (report["frames"], report["not_sampled"], report["checked"]) == (45, 5, 0)
+    assert report["unreadable"] == sampled_frames  # every sampled frame: not checked
+    refused_key = f"unreachable: {CLOSED}/api/v3/traces/<trace id>: connection refused"
+    skipped_key = "skipped: not asked: Jaeger could not be read"
+    assert set(report["errors"]) == {refused_key, skipped_key}  # one line per kind of failure
+    asked = report["errors"][refused_key]
+    assert GIVE_UP_AFTER <= asked < GIVE_UP_AFTER + 8
+    assert report["errors"][skipped_key] == sampled_frames - asked
+    assert report["error"].endswith(
+        f"gave up after {GIVE_UP_AFTER} traces in a row, {sampled_frames - asked} more "
+        "sampled frames not asked"
+    )
+
+
+def test_completeness_stops_asking_a_jaeger_that_answers_only_errors(
+    sampled_frames: int, capsys: Any
+) -> None:
+    proxy = BadGateway()
+    try:
+        code, out = analyze("completeness", *WINDOW, "--jaeger-url", proxy.url, "--json",
+                            "--concurrency", "4")  # fmt: skip
+    finally:
+        proxy.close()
+    assert code == UNAVAILABLE
+    report = json.loads(out)
+    assert report["error"].startswith(f"Jaeger at {proxy.url} could not be read (http_error: ")
+    assert "HTTP 502" in report["error"]
+    # It stopped: the failures in a row, and at most the traces already in flight.
+    assert GIVE_UP_AFTER <= proxy.requests <= GIVE_UP_AFTER + 4 < sampled_frames
+    assert report["unreadable"] == sampled_frames
+
+
+def test_completeness_waits_for_a_jaeger_that_times_out_and_walks_every_trace(
+    frame_factory: FrameFactory,
+) -> None:
+    """Timeouts are not a reason to give up (a busy Jaeger); the error still reads as one."""
+    for _ in range(GIVE_UP_AFTER + 4):
+        frame_factory()
+    hang = Blackhole()
+    try:
+        code, out = analyze("completeness", *WINDOW, "--jaeger-url", hang.endpoint,
+                            "--timeout", "0.2", "--concurrency", "8", "--json")  # fmt: skip
+    finally:
+        hang.close()
+    assert code == UNAVAILABLE  # nothing could be read at all
+    report = json.loads(out)
+    assert report["error"] == f"Jaeger at {hang.endpoint} could not be read"
+    assert report["errors"] == {
+        f"timeout: {hang.endpoint}/api/v3/traces/<trace id>: no answer within 0.2s": (
+            GIVE_UP_AFTER + 4
+        )
+    }
+
+
+@pytest.fixture
+def slow_jaeger() -> Iterator[JaegerQueryAPI]:
+    """Jaeger's API, up but slow to answer: it has none of the traces (no spans arrived)."""
+    with OTLPReceiver() as receiver, JaegerQueryAPI(receiver) as jaeger:
+        jaeger.delay = 0.02
+        yield jaeger
+
+
+def test_completeness_walks_a_slow_jaeger_to_the_end(
+    sampled_frames: int, slow_jaeger: JaegerQueryAPI
+) -> None:
+    code, out = analyze("completeness", *WINDOW, "--jaeger-url", slow_jaeger.url, "--json")
+    assert code == FOUND_PROBLEMS
+    report = json.loads(out)
+    assert "error" not in report
+    assert (report["checked"], report["missing_from_backend"]) == (sampled_frames,) * 2
+    trace_requests = [r for r in slow_jaeger.requests if r.startswith("/api/v3/traces/")]
+    assert len(trace_requests) == sampled_frames
