@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -348,7 +349,14 @@ JAEGER_UI_URL = env_url("JAEGER_UI_URL", "http://localhost:16686", ("http", "htt
 JAEGER_QUERY_URL = env_url("JAEGER_QUERY_URL", JAEGER_UI_URL, ("http", "https"))
 # How long the trace backend keeps traces, as configured there (Jaeger does not say through
 # its API); `doctor` reports it. The compose stack gives Jaeger this same value.
-TRACE_RETENTION = env_str("TRACE_RETENTION", "")
+TRACE_RETENTION = env_str("TRACE_RETENTION", "").strip()
+# Jaeger reads it as a Go duration (its Badger TTL): 168h, 72h30m.
+if TRACE_RETENTION and not re.fullmatch(
+    r"([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+", TRACE_RETENTION
+):
+    raise ImproperlyConfigured(
+        f"TRACE_RETENTION={TRACE_RETENTION!r} is not a duration such as 168h or 72h30m"
+    )
 # The OTEL_* variables are read by frame_tracking.telemetry and the SDK in each process; a
 # value they cannot honour stops start-up here rather than being ignored with a warning.
 try:
@@ -357,6 +365,10 @@ except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 # Bearer tokens accepted by the /frames API, besides a logged-in session; 32+ characters.
 DETEKTR_API_TOKENS = env_tokens("DETEKTR_API_TOKENS")
+if METRICS_REQUIRE_TOKEN and not DETEKTR_API_TOKENS:
+    raise ImproperlyConfigured(
+        "METRICS_REQUIRE_TOKEN=true needs a token in DETEKTR_API_TOKENS to scrape /metrics with"
+    )
 # How long a frame's bytes live in Redis (the claim check); store deletes them earlier
 # unless FRAME_KEEP_BYTES is true.
 FRAME_TTL_SECONDS = env_int("FRAME_TTL_SECONDS", 60, minimum=1)

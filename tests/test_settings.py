@@ -74,6 +74,9 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("OTEL_SDK_DISABLED", "1"),  # the SDK reads only "true" as true
         ("OTEL_TRACES_SAMPLER", "bogus"),
         ("OTEL_TRACES_EXPORTER", "jaeger"),
+        ("TRACE_RETENTION", "banana"),  # doctor reported it as the retention
+        ("TRACE_RETENTION", "7d"),  # Jaeger reads a Go duration: 168h
+        ("METRICS_REQUIRE_TOKEN", "true"),  # and no DETEKTR_API_TOKENS: never scrapable
     ],
 )
 def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str) -> None:
