@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     start_capture,
     wait_until,
 )
+from tests.e2e.services import free_port
 from workers.lease import LEASE_KEY
 from workers.ledger import BATCH, Journal
 
@@ -125,3 +126,48 @@ def test_a_capture_killed_while_delivering_its_journal_loses_nothing(
     assert set(journaled.values_list("status", "reason")) == {("dropped", "broker_unavailable")}
     assert journal.segments() == []
     account("cam63", after)
+
+
+def capture(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "capture", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_bounded_run_that_captures_nothing_fails(pipeline_env, tmp_path):
+    """A source that is there but never gives a frame (not a video): retried, as a camera
+    that stalls is, and a run that ends by --duration with nothing says so in its exit code."""
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("not a video\n")
+    result = capture(pipeline_env, "--camera", "cam62", "--source", str(not_video),
+                     "--duration", "2")  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"camera cam62: captured no frame from {not_video}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_metrics_port_in_use_is_refused_in_one_line(pipeline_env):
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = capture(pipeline_env, "--camera", "cam63", "--source", SMALL, "--frames", "3",
+                         "--metrics-port", str(port))  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"CommandError: --metrics-port {port}: [Errno 98] Address already in use" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not Frame.objects.filter(camera_id="cam63").exists()  # nothing captured
+
+
+def test_a_new_camera_with_the_database_away_is_refused_in_one_line(pipeline_env):
+    """Its last frame number would be read from the table: without it, no number is safe."""
+    env = {**pipeline_env, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/x"}
+    result = capture(env, "--camera", "cam64", "--source", SMALL, "--frames", "3")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "camera cam64: the database is unreachable, so its last frame number is unknown" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from detektr_project.arguments import PORT, positive
@@ -58,11 +60,20 @@ class Command(BaseCommand):
                 jpeg_quality=options["jpeg_quality"],
             )
         )
+        signalled = threading.Event()
+
+        def stop(*_: Any) -> None:
+            signalled.set()
+            worker.stop.set()
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: worker.stop.set())
+            signal.signal(signum, stop)
         if options["metrics_port"]:
             # /health answers 503 while the camera is starting, stalled or reconnecting.
-            metrics.serve(options["metrics_port"], health=worker.state.health)
+            try:
+                metrics.serve(options["metrics_port"], health=worker.state.health)
+            except OSError as exc:  # taken, or not ours to bind
+                raise CommandError(f"--metrics-port {options['metrics_port']}: {exc}") from None
         spool = settings.TRACE_SPOOL_DIR
         if configure_tracing(default_service_name="detektr-capture", spool_dir=spool) is not None:
             CeleryInstrumentor().instrument()  # not for a no-op tracer (OTEL_SDK_DISABLED)
@@ -70,11 +81,19 @@ class Command(BaseCommand):
             stats = worker.run()
         except CameraBusy as exc:
             raise CommandError(str(exc)) from None
+        except DatabaseError as exc:  # a camera new to Redis: its last number is in the table
+            raise CommandError(f"camera {options['camera']}: the database is unreachable, "
+                               f"so its last frame number is unknown: {exc}") from None  # fmt: skip
         finally:
             shutdown_tracing()
         self.stdout.write(json.dumps(asdict(stats)) if options["json"] else describe(stats))
         if worker.lease.lost.is_set():
             raise CommandError(f"camera {stats.camera}: stopped, another process took its lease")
+        if not stats.captured and not signalled.is_set():
+            # A run that ended by --frames or --duration with nothing to show: a script
+            # must not read that as success.
+            raise CommandError(f"camera {stats.camera}: captured no frame from "
+                               f"{options['source']}; the log above says why")  # fmt: skip
 
 
 def describe(stats: CaptureStats) -> str:
