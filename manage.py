@@ -9,8 +9,14 @@ def main() -> None:
 
     settings_or_exit()
     from django.core.management import execute_from_command_line
+    from django.db import OperationalError
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except OperationalError as exc:  # the database away: one line, as for a CommandError
+        if "--traceback" in sys.argv:
+            raise
+        sys.exit(f"OperationalError: the database could not be used: {' '.join(str(exc).split())}")
 
 
 if __name__ == "__main__":
