@@ -4,10 +4,15 @@ The SDK's exporter thread does not survive fork, so prefork children set tracing
 `worker_process_init`; solo and thread pools run tasks in the main process and set it up in
 `worker_init`. Each worker names itself after the stage queues it serves, so a pipeline
 split across workers shows each stage as its own service.
+
+At `worker_init` a worker also refuses to start when it serves the process queue and
+FRAME_PROCESSORS names something it cannot load, and serves its /metrics, after tracing:
+a metrics port it cannot have costs it its metrics, logged, never its traces or its frames.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -23,11 +28,14 @@ from celery.signals import (
 )
 from celery.worker.control import inspect_command
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-from frame_tracking import logs, metrics
+from frame_tracking import Stage, logs, metrics
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing, write_spans
+
+log = logging.getLogger(__name__)
 
 STAGES = ("buffer", "process", "store")
 _served_queues: list[str] = []
@@ -45,9 +53,12 @@ def start_worker_tracing() -> None:
     provider = configure_tracing(
         default_service_name=service_name_for(_served_queues), spool_dir=settings.TRACE_SPOOL_DIR
     )
-    if provider is None:  # OTEL_SDK_DISABLED: no hooks on every task for a no-op tracer
+    instrumentor = CeleryInstrumentor()
+    # OTEL_SDK_DISABLED: no hooks on every task for a no-op tracer. A solo pool sends
+    # worker_process_init in the process that had worker_init: instrument once.
+    if provider is None or instrumentor.is_instrumented_by_opentelemetry:
         return
-    CeleryInstrumentor().instrument()
+    instrumentor.instrument()
     # A task's spans go to the span spool before its message is acknowledged, so a worker
     # killed after that takes none along (frame_tracking/span_spool.py). Connected after the
     # instrumentor's own task_postrun receiver, which ends the run span: receivers are called
@@ -64,14 +75,49 @@ def remember_queues(options: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 @worker_init.connect
+def load_processors(sender: Any = None, **_: Any) -> None:
+    """A worker that serves the process queue loads FRAME_PROCESSORS before it starts: a bad
+    entry stops it with a message naming it, instead of failing every frame. Celery logs and
+    swallows an Exception from a receiver, so the refusal is a SystemExit (exit status 1)."""
+    if Stage.PROCESS.value not in sender.app.amqp.queues.consume_from:
+        return
+    from tasks.process import processor_classes, processors
+
+    try:
+        processor_classes()
+        if not is_prefork(sender):  # its tasks run in this process: make them now
+            processors()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"Refusing to start the worker: {exc}") from None
+
+
+@worker_init.connect
 def trace_non_forking_worker(sender: Any = None, **_: Any) -> None:
-    pool = getattr(sender, "pool_cls", "")
-    pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
-    if settings.WORKER_METRICS_PORT:
-        # One endpoint per worker, in its main process, summing its pool processes.
-        metrics.serve(settings.WORKER_METRICS_PORT)
-    if "prefork" not in pool_name:
+    if not is_prefork(sender):
         start_worker_tracing()
+
+
+@worker_init.connect
+def serve_worker_metrics(**_: Any) -> None:
+    """One endpoint per worker, in its main process, summing its pool processes. Connected
+    after tracing: a port it cannot have must not cost the worker its traces."""
+    port = settings.WORKER_METRICS_PORT
+    if not port:
+        return
+    try:
+        metrics.serve(port)
+    except OSError as exc:
+        log.error(
+            "WORKER_METRICS_PORT=%d: cannot serve /metrics on that port (%s): this worker "
+            "runs without its metrics, its frames and traces unaffected. Another worker on "
+            "this host has it? Give each worker a port of its own.",
+            port, exc.strerror or exc,
+        )  # fmt: skip
+
+
+def is_prefork(worker: Any) -> bool:
+    pool = getattr(worker, "pool_cls", "")
+    return "prefork" in (pool if isinstance(pool, str) else getattr(pool, "__module__", ""))
 
 
 @worker_process_init.connect

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start `celery -A detektr worker` with Prometheus multiprocess metrics: a fresh
 # PROMETHEUS_MULTIPROC_DIR shared by the pool processes, served by the main process on
-# WORKER_METRICS_PORT (default 9808). Arguments go to the worker, e.g.
+# WORKER_METRICS_PORT (default 9808: several workers on one host need a port each; one whose
+# port is taken logs an ERROR and runs on without its metrics). Arguments go to the worker, e.g.
 # `scripts/worker.sh -Q process --pool solo` (solo workers are the recommended shape: README).
 # The worker logs at LOG_LEVEL (default INFO), as every other process does, unless they hold
 # an -l/--loglevel of their own: Celery's default, WARNING, would override the setting.
