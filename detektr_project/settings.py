@@ -300,6 +300,8 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_number("LOGIN_LOCKOUT_MINUTES", 15, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Not its banner on stderr at every start of every command (manage.py --help included).
+AXES_VERBOSE = False
 # Calls to the /frames API per client (token, user or address) per minute; 0: no limit.
 # Over it: a JSON 429 with Retry-After. Counted in CACHES (per process unless CACHE_URL).
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600)

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-from detektr_project.arguments import PORT, positive
+from detektr_project.arguments import PORT, number, positive
 from frame_tracking import metrics
 from frame_tracking.identity import CAMERA_ID_PATTERN
 from frame_tracking.telemetry import configure_tracing, shutdown_tracing
@@ -38,8 +38,8 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=positive(float), help="stop after this many seconds")
         parser.add_argument("--metrics-port", type=PORT, default=0,
                             help="serve Prometheus /metrics on this port")  # fmt: skip
-        parser.add_argument("--jpeg-quality", type=int, default=80, choices=range(1, 101),
-                            metavar="1..100")  # fmt: skip
+        parser.add_argument("--jpeg-quality", type=number(int, minimum=1, maximum=100),
+                            default=80, metavar="1..100")  # fmt: skip
         parser.add_argument("--json", action="store_true",
                             help="print the run's summary as JSON (for scripts)")  # fmt: skip
 
