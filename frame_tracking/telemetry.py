@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -56,8 +55,8 @@ def exporter_names() -> list[str]:
     return [name for name in names if name != "none"]
 
 
-# OTEL_TRACES_SAMPLER values the SDK knows (the spec's list), besides samplers installed as
-# entry points; the ratio ones read OTEL_TRACES_SAMPLER_ARG.
+# OTEL_TRACES_SAMPLER values the TracerProvider knows (the spec's list; it loads no sampler
+# from an entry point); the ratio ones read OTEL_TRACES_SAMPLER_ARG.
 SAMPLERS = (
     "always_on",
     "always_off",
@@ -78,13 +77,9 @@ def check_environment() -> None:
     disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower()
     if disabled not in ("", "true", "false"):
         raise ValueError(f"OTEL_SDK_DISABLED={disabled!r}: use true or false")
-    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
-    installed = {entry.name for entry in entry_points(group="opentelemetry_traces_sampler")}
-    if sampler and sampler not in SAMPLERS and sampler not in installed:
-        raise ValueError(
-            f"OTEL_TRACES_SAMPLER={sampler!r}: use one of {', '.join(SAMPLERS)}"
-            + (f", or an installed sampler: {', '.join(sorted(installed))}" if installed else "")
-        )
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").lower()  # as the SDK reads it
+    if sampler and sampler not in SAMPLERS:
+        raise ValueError(f"OTEL_TRACES_SAMPLER={sampler!r}: use one of {', '.join(SAMPLERS)}")
     ratio = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
     if ratio and sampler.endswith("traceidratio"):
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import shlex
 import time
 from collections import Counter
@@ -425,7 +426,19 @@ def jaeger(span: ReadableSpan, exported: bool, wait: float) -> Result:
     )
 
 
+# A Go duration as Jaeger's Badger TTL takes it (168h, 72h30m), or days as an index
+# lifecycle in Elasticsearch or OpenSearch says them (7d).
+RETENTION = re.compile(r"0|[+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+|[0-9]+d")
+
+
 def retention() -> Result:
+    if settings.TRACE_RETENTION and not RETENTION.fullmatch(settings.TRACE_RETENTION):
+        return Result(
+            "trace retention",
+            Status.WARN,
+            f"TRACE_RETENTION={settings.TRACE_RETENTION!r} is not a duration",
+            "set it to the trace backend's retention as a duration: 168h, or 7d",
+        )
     if settings.TRACE_RETENTION:
         return Result(
             "trace retention",

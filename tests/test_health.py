@@ -59,3 +59,16 @@ def test_it_answers_503_naming_the_database_when_it_is_away(client: Client, db, 
 
 def test_it_only_answers_get(client: Client, db):
     assert client.post("/health").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("168h", "ok"), ("72h30m", "ok"), ("1.5h", "ok"), ("7d", "ok"), ("banana", "warn"),
+     ("", "warn")],
+)  # fmt: skip
+def test_doctor_reads_the_trace_retention_as_a_duration(settings, value, status):
+    """Jaeger's Badger TTL is a Go duration; an index lifecycle says days."""
+    from health.checks import retention
+
+    settings.TRACE_RETENTION = value
+    assert retention().status.value == status

@@ -73,9 +73,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("OTEL_SDK_DISABLED", "maybe"),
         ("OTEL_SDK_DISABLED", "1"),  # the SDK reads only "true" as true
         ("OTEL_TRACES_SAMPLER", "bogus"),
+        ("OTEL_TRACES_SAMPLER", "always_off "),  # the SDK would not strip it: always on
         ("OTEL_TRACES_EXPORTER", "jaeger"),
-        ("TRACE_RETENTION", "banana"),  # doctor reported it as the retention
-        ("TRACE_RETENTION", "7d"),  # Jaeger reads a Go duration: 168h
         ("METRICS_REQUIRE_TOKEN", "true"),  # and no DETEKTR_API_TOKENS: never scrapable
     ],
 )
@@ -85,6 +84,12 @@ def test_it_refuses_to_start_with_a_malformed_setting(variable: str, value: str)
     assert variable in result.stderr
     assert "ImproperlyConfigured" in result.stderr
     assert "Traceback" not in result.stderr  # one line to read, not the stack that raised it
+
+
+def test_settings_named_on_the_command_line_still_win() -> None:
+    result = manage("diffsettings", "--settings=no.such.settings")
+    assert result.returncode != 0
+    assert "No module named 'no'" in result.stderr
 
 
 def test_a_worker_refuses_a_malformed_setting_in_one_line() -> None:
