@@ -9,10 +9,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -339,36 +337,6 @@ def test_an_api_url_that_is_not_a_detektr_url_is_refused(
 # --- completeness against a Jaeger that is down, hangs or is slow ----------------------------
 
 
-class BadGateway:
-    """A proxy in front of a Jaeger that is down: 502 to every request, which it counts."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                proxy.requests += 1
-                body = b"<html>502 Bad Gateway</html>"
-                self.send_response(502)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def sampled_frames(frame_factory: FrameFactory) -> int:
     """40 sampled frames and 5 that are not: a window Jaeger has to be asked about 40 times."""
@@ -413,18 +381,16 @@ def test_completeness_with_jaeger_refusing_connections_gives_up_in_one_line(
 def test_completeness_stops_asking_a_jaeger_that_answers_only_errors(
     sampled_frames: int, capsys: Any
 ) -> None:
-    proxy = BadGateway()
-    try:
+    with OTLPReceiver() as receiver, JaegerQueryAPI(receiver) as proxy:
+        proxy.bad_gateway = True
         code, out = analyze("completeness", *WINDOW, "--jaeger-url", proxy.url, "--json",
                             "--concurrency", "4")  # fmt: skip
-    finally:
-        proxy.close()
     assert code == UNAVAILABLE
     report = json.loads(out)
     assert report["error"].startswith(f"Jaeger at {proxy.url} could not be read (http_error: ")
     assert "HTTP 502" in report["error"]
     # It stopped: the failures in a row, and at most the traces already in flight.
-    assert GIVE_UP_AFTER <= proxy.requests <= GIVE_UP_AFTER + 4 < sampled_frames
+    assert GIVE_UP_AFTER <= len(proxy.requests) <= GIVE_UP_AFTER + 4 < sampled_frames
     assert report["unreadable"] == sampled_frames
 
 

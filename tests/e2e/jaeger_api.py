@@ -35,7 +35,8 @@ Where the shapes come from (jaegertracing/jaeger at 8498073f, Aug 2026; jaeger-i
 
 Switches for tests: `legacy_only` (the v3 routes answer like a Jaeger that lacks them),
 `hide(trace_id)` (Jaeger never got that trace, or it expired), `delay` (seconds before every
-answer: a slow Jaeger), and `down()` (nothing listens any more).
+answer: a slow Jaeger), `bad_gateway` (a proxy in front of a Jaeger that is down: 502 to
+everything) and `down()` (nothing listens any more).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class JaegerQueryAPI:
         self.receiver = receiver
         self.legacy_only = False
         self.delay = 0.0
+        self.bad_gateway = False
         self.hidden: set[str] = set()
         self.requests: list[str] = []  # paths asked for, in order
         api = self
@@ -121,6 +123,8 @@ class JaegerQueryAPI:
     def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
         v3_trace = re.fullmatch(r"/api/v3/traces/([^/]+)", path)
         legacy_trace = re.fullmatch(r"/api/traces/([^/]+)", path)
+        if self.bad_gateway:
+            return 502, "text/html", b"<html>502 Bad Gateway</html>"
         if path.startswith("/api/v3/") and self.legacy_only:
             return 404, "text/plain; charset=utf-8", b"404 page not found\n"
         if path == "/api/v3/traces":
