@@ -93,9 +93,8 @@ def next_sequence(camera_id: str, floor: int, run: str) -> int:
 
 
 def park(frame_id: str, camera_id: str, data: bytes) -> tuple[int, int]:
-    """Store a frame's bytes and mark it in flight; returns the in-flight counts after it.
-
-    One round trip.
+    """Store a frame's bytes and mark it in flight; returns the counts admission judges by
+    after it (admission_counts()). One round trip.
     """
     now = time.time()
     camera_key = INFLIGHT_CAMERA_KEY.format(camera_id)
@@ -106,10 +105,32 @@ def park(frame_id: str, camera_id: str, data: bytes) -> tuple[int, int]:
     # Each capture worker reaps its own camera's set (expired()); entries of a camera whose
     # worker is gone must not hold the shared total forever.
     pipe.zremrangebyscore(INFLIGHT_TOTAL_KEY, "-inf", now - 2 * settings.FRAME_REAP_SECONDS)
-    pipe.zcard(camera_key)
-    pipe.zcard(INFLIGHT_TOTAL_KEY)
+    _count_for_admission(pipe, camera_key, now)
     *_, per_camera, total = pipe.execute()
     return int(per_camera), int(total)
+
+
+def admission_counts(camera_id: str) -> tuple[int, int]:
+    """The camera's frames in flight that can still be stored, and all cameras' frames in
+    flight: what admission judges by (one round trip).
+
+    A frame in flight for longer than FRAME_MAX_AGE_SECONDS can no longer be stored: a stage
+    that picks it up drops it as stale, and a frame whose task was lost (a killed worker)
+    will be reaped as expired. It keeps its entry until then, so nothing is lost from the
+    books, but it no longer takes one of the camera's slots: one lost task would otherwise
+    hold a camera whose limit is down to a frame or two at "full" until it is reaped, and
+    the camera would shed every frame for FRAME_REAP_SECONDS. The total over all cameras
+    counts every frame: it is the hard bound on what waits in the pipeline.
+    """
+    pipe = client().pipeline(transaction=False)
+    _count_for_admission(pipe, INFLIGHT_CAMERA_KEY.format(camera_id), time.time())
+    camera, total = pipe.execute()
+    return int(camera), int(total)
+
+
+def _count_for_admission(pipe: redis.client.Pipeline, camera_key: str, now: float) -> None:
+    pipe.zcount(camera_key, now - settings.FRAME_MAX_AGE_SECONDS, "+inf")
+    pipe.zcard(INFLIGHT_TOTAL_KEY)
 
 
 def expired(camera_id: str) -> list[str]:
@@ -131,6 +152,7 @@ def expired(camera_id: str) -> list[str]:
 
 
 def inflight(camera_id: str) -> tuple[int, int]:
+    """Every frame in flight, the camera's and all cameras', however old."""
     pipe = client().pipeline(transaction=False)
     pipe.zcard(INFLIGHT_CAMERA_KEY.format(camera_id))
     pipe.zcard(INFLIGHT_TOTAL_KEY)

@@ -14,7 +14,15 @@ import redis
 from frame_tracking import DropReason, FrameID, FrameMetadata, FrameStatus, Stage, TraceContext
 from tasks import frame_bytes
 from tasks.frame_bytes import INFLIGHT_CAMERA_KEY, INFLIGHT_TOTAL_KEY
-from workers.ledger import BATCH, Backpressure, CaptureStats, FinalRecords, Journal, Ledger
+from workers.ledger import (
+    BATCH,
+    Admission,
+    Backpressure,
+    CaptureStats,
+    FinalRecords,
+    Journal,
+    Ledger,
+)
 
 
 @pytest.fixture
@@ -128,6 +136,35 @@ def park_aged(camera: str, sequence: int, age: float) -> FrameID:
     frame_bytes.client().zadd(INFLIGHT_CAMERA_KEY.format(camera), score)
     frame_bytes.client().zadd(INFLIGHT_TOTAL_KEY, score)
     return frame_id
+
+
+def test_a_frame_too_old_to_be_stored_holds_no_slot_but_stays_on_the_books(
+    unit_redis: redis.Redis, journal_dir: Path, settings: Any
+):
+    # A killed worker lost a frame's task while the camera's limit was down to one frame
+    # (nothing had finished while the workers were away). Until it is reaped as expired, it
+    # must not keep the camera shedding every new frame.
+    settings.FRAME_MAX_AGE_SECONDS, settings.FRAME_REAP_SECONDS = 10, 60
+    lost = park_aged("cam01", 1, age=20)
+
+    def ledger_sending(sequence: int) -> Ledger:
+        ledger = Ledger(CaptureStats("cam01"), Backpressure(Admission(0.1, ceiling=90, limit=1)))
+        frame_id = FrameID.generate("cam01", sequence=sequence)
+        meta = FrameMetadata(frame_id=frame_id, timestamp=frame_id.timestamp)
+        ledger.sent(meta, frame_bytes.park(frame_id, "cam01", b"\xff\xd8 jpeg"))
+        return ledger
+
+    assert not ledger_sending(2).backpressure.shedding  # found no frame it could wait for
+    assert frame_bytes.admission_counts("cam01") == (1, 2)  # the new frame; every frame
+    assert ledger_sending(3).backpressure.shedding  # found frame 2, which can still be stored
+    assert frame_bytes.inflight("cam01") == (3, 3)  # on the books until reaped or finished
+    ledger = Ledger(CaptureStats("cam01"))
+    ledger.open()
+    settings.FRAME_REAP_SECONDS = 15
+    ledger.reap()
+    assert ledger.stats.expired == 1
+    assert frame_bytes.inflight("cam01") == (2, 2)
+    assert lost not in frame_bytes.client().zrange(INFLIGHT_CAMERA_KEY.format("cam01"), 0, -1)
 
 
 def test_reaping_records_frames_that_outstayed_the_reaping_age(

@@ -241,7 +241,7 @@ class CaptureWorker:
             return
         try:
             if self.ledger.backpressure.shedding:
-                self.ledger.shed(meta, started, frame_bytes.inflight(camera))
+                self.ledger.shed(meta, started, frame_bytes.admission_counts(camera))
                 return
             data = encode_jpeg(image, self.config.jpeg_quality)
             meta.size_bytes = len(data)

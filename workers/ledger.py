@@ -240,7 +240,9 @@ class Interval:
         seconds = max(now - self.started, 1e-3)
         left = (
             stats.published - self.published + self.in_flight - self.last_in_flight
-            - (stats.expired - self.expired)  # reaped: gone from the set, but not finished
+            # Reaped: it left the count when it outgrew FRAME_MAX_AGE_SECONDS
+            # (frame_bytes.admission_counts), as if finished; it was not.
+            - (stats.expired - self.expired)
         )  # fmt: skip
         mean = self.sum_in_flight / self.samples if self.samples else float(self.last_in_flight)
         return CameraLoad(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import signal
 import subprocess
 import time
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from celery import chain
 
 from frame_tracking import FrameID, TraceContext
@@ -31,6 +34,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.services import Blackhole, RedisServer, TCPProxy
 from tests.e2e.test_pipeline import assert_complete_traces
+from workers.ledger import ADMISSION_FLOOR, ADMISSION_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -239,6 +243,46 @@ def test_a_frame_whose_task_was_lost_is_recorded_as_expired(start_worker, pipeli
     frame = Frame.objects.get(frame_id=lost)
     assert (frame.status, frame.stage, frame.reason) == ("dropped", "pipeline", "expired")
     assert account("cam26", run)["stored"] == 30
+
+
+def test_a_lost_task_does_not_stop_the_camera_until_it_is_reaped(start_worker, pipeline_env):
+    # The workers are away, so nothing finishes and the camera's in-flight limit falls to its
+    # floor. One waiting task is then lost, as kombu's pop-then-record window loses one when
+    # a worker's main process is SIGKILLed (celery #7950), and a worker comes back. The lost
+    # frame is reaped as expired only after FRAME_REAP_SECONDS; the frames captured until
+    # then must flow again, not all be shed because it holds the camera's one slot.
+    reap_seconds = 60
+    env = {
+        **pipeline_env,
+        "FRAME_LATENCY_BUDGET_MS": "100",
+        "FRAME_MAX_AGE_SECONDS": "2",
+        "FRAME_REAP_SECONDS": str(reap_seconds),
+    }
+    broker = redis.Redis.from_url(REDIS_TEST_URL)
+
+    def limit() -> int | None:
+        load = broker.hget(ADMISSION_KEY, "cam27")
+        return json.loads(load)["limit"] if load else None
+
+    capture = start_capture(env, "--camera", "cam27", "--source", SMALL)
+    try:
+        assert wait_until(lambda: limit() == ADMISSION_FLOOR, 60), limit()
+        message = broker.rpop("buffer")  # the oldest waiting task
+        assert isinstance(message, bytes)
+        (lost,) = ast.literal_eval(json.loads(message)["headers"]["argsrepr"])
+        start_worker("-c", "1")
+        reaped = FrameID.parse(lost).timestamp.timestamp() + reap_seconds
+        in_time = Frame.objects.filter(
+            camera_id="cam27", status="stored", captured_at__lt=datetime.fromtimestamp(reaped, UTC)
+        )
+        assert wait_until(lambda: in_time.count() >= 10, reap_seconds), (
+            f"{in_time.count()} frames stored while the lost one waited to be reaped"
+        )
+    finally:
+        capture.send_signal(signal.SIGTERM)
+    run = finish_capture(capture)
+    assert not Frame.objects.filter(frame_id=lost).exists()  # not reaped yet: in flight
+    assert run["published"] > 10
 
 
 def watch_until_done(capture: subprocess.Popen[str], worker: Worker) -> None:
