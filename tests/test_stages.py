@@ -65,6 +65,10 @@ def test_a_good_frame_is_stored_with_results_and_its_bytes_released(clean_redis)
     assert frame.trace_id == TraceContext.from_dict(payload["trace_context"]).trace_id
     assert frame.results["quality"]["brightness"] > 0
     assert set(frame.timings) == {"capture", "buffer", "process", "store"}
+    # Every stage has its duration on the row, store's ending when the row was written.
+    journey = {stage["stage"]: stage for stage in frame.journey()}
+    assert all(journey[stage]["duration_ms"] is not None for stage in journey), journey
+    assert frame.timings["store"]["ended_at"] == frame.finished_at.timestamp()
     assert clean_redis.exists(frame_bytes.frame_key(frame.frame_id)) == 0
     assert frame_bytes.inflight("cam01") == (0, 0)
 
