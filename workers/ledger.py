@@ -482,13 +482,15 @@ class Ledger:
 
     def undelivered(self, meta: FrameMetadata, exc: Exception | None = None) -> None:
         """Redis or the broker did not take the frame: recorded, sent once they are back."""
-        if exc is None:
+        if exc is None:  # one line a second of outage is enough, not one a frame
             why = "not tried: the last hand-over failed just now"
+            log.debug("frame %s not handed over: %s", meta.frame_id, why)
         else:
             why = f"{type(exc).__name__}: {exc}"
             self.broker.began()
             self.unpark(meta)
-        log.warning("frame %s not handed over: %s", meta.frame_id, why)
+            log.warning("frame %s not handed over (nor the next for %gs): %s",
+                        meta.frame_id, self.broker.seconds, why)  # fmt: skip
         meta.drop(Stage.CAPTURE, DropReason.BROKER_UNAVAILABLE, why)
         self.records.add(meta)
         self.stats.undelivered += 1

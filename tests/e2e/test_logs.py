@@ -108,11 +108,13 @@ def test_scripts_worker_logs_at_log_level_unless_given_its_own(start_worker):
 
 
 def test_a_capture_workers_lines_name_the_frame_and_its_trace(pipeline_env, tmp_path):
-    # Redis answers but the broker does not: each frame is logged as not handed over.
+    # Redis answers but the broker does not: each frame is logged as not handed over, the
+    # first of each second of outage as a WARNING with the error, the others at DEBUG.
     env = {
         **pipeline_env,
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
         "CAPTURE_JOURNAL_DIR": str(tmp_path),
+        "LOG_LEVEL": "DEBUG",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "capture", "--camera", "logs02",
@@ -125,6 +127,10 @@ def test_a_capture_workers_lines_name_the_frame_and_its_trace(pipeline_env, tmp_
     traces = {record["frame_id"]: record["trace_context"]["trace_id"] for record in journal}
     lines = fields(result.stderr, r"frame \S+ not handed over")
     assert {frame_id for _, _, frame_id in lines} == set(traces)
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    tried = [line for line in warnings if "not handed over (nor the next for 1s)" in line]
+    assert tried and all("Error" in line for line in tried), warnings
+    assert not [line for line in warnings if "not tried" in line], warnings
     for trace_id, span_id, frame_id in lines:
         assert trace_id == traces[frame_id]
         assert re.fullmatch(r"[0-9a-f]{16}", span_id)
