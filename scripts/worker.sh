@@ -9,7 +9,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9808}"
-export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$(mktemp -d -t detektr-metrics-XXXXXX)}"
+if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+  # A folder of our own, marked with our pid (exec below keeps it: the worker's). Folders
+  # that earlier workers of this script left, whose worker is gone, go: a worker restarted
+  # in the same container or host would otherwise leave one behind at every start.
+  tmp="${TMPDIR:-/tmp}"
+  for left in "$tmp"/detektr-metrics-*/; do
+    [ -f "$left/worker.pid" ] || continue
+    kill -0 "$(cat "$left/worker.pid")" 2>/dev/null || rm -rf "$left"
+  done
+  PROMETHEUS_MULTIPROC_DIR="$(mktemp -d "$tmp/detektr-metrics-XXXXXX")"
+  echo $$ >"$PROMETHEUS_MULTIPROC_DIR/worker.pid"
+fi
+export PROMETHEUS_MULTIPROC_DIR
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db  # numbers of an earlier run must not add up with ours
 python=.venv/bin/python

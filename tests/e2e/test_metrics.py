@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
@@ -89,3 +90,25 @@ def test_a_worker_refuses_a_metrics_port_without_a_shared_directory(pipeline_env
     )  # fmt: skip
     assert result.returncode != 0
     assert "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR" in result.stderr
+
+
+def test_scripts_worker_clears_the_metrics_folders_its_gone_workers_left(start_worker, tmp_path):
+    # Each start of scripts/worker.sh makes a folder for its pool's metric files; a worker
+    # restarted again and again (restart: unless-stopped) must not fill /tmp with them.
+    tmp = tmp_path / "tmp"
+    gone, alive = tmp / "detektr-metrics-gone", tmp / "detektr-metrics-alive"
+    for folder in (gone, alive, tmp / "detektr-metrics-not-ours"):
+        folder.mkdir(parents=True)
+        (folder / "counter_1.db").write_bytes(b"\0" * 16)
+    ended = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True)
+    (gone / "worker.pid").write_text(ended.stdout)  # a process that has exited
+    (alive / "worker.pid").write_text(f"{os.getpid()}\n")  # a live one: this test
+    worker = start_worker(
+        "--pool", "solo",
+        env={"TMPDIR": str(tmp), "WORKER_METRICS_PORT": str(free_port())}, script=True,
+    )  # fmt: skip
+    assert not gone.exists()
+    assert (alive / "counter_1.db").exists()
+    assert (tmp / "detektr-metrics-not-ours" / "counter_1.db").exists()  # no pid file: kept
+    (own,) = set(tmp.glob("detektr-metrics-*")) - {alive, tmp / "detektr-metrics-not-ours"}
+    assert int((own / "worker.pid").read_text()) == worker.pid  # exec kept the script's pid
