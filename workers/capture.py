@@ -12,6 +12,7 @@ flag set by SIGTERM/SIGINT ends the loop between frames.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -155,8 +156,14 @@ class CaptureWorker:
                 log.warning("camera %s: %s; retrying in %.1fs", self.config.camera_id, exc, delay)
                 self.state.retrying_open(str(exc))
             self.ledger.housekeeping()  # frames already in flight still get reaped and recorded
-            self.stop.wait(delay)
+            self.stop.wait(min(delay, self.time_left(started)))
         return False
+
+    def time_left(self, started: float) -> float:
+        """Seconds until --duration ends the run (inf without one): a backoff ends with it."""
+        if self.config.duration is None:
+            return math.inf
+        return max(0.0, self.config.duration - (time.monotonic() - started))
 
     def wait_for_redis(self, call: Callable[[], T]) -> T:
         """Retry `call` with backoff while Redis is unreachable (at start-up)."""
