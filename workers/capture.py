@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import cv2
@@ -25,10 +25,11 @@ import numpy as np
 from opentelemetry import trace
 
 from frame_tracking import FrameID, FrameMetadata, TraceContext
+from frame_tracking.context import SAMPLED
 from frame_tracking.logs import bind_frame, unbind_frame
 from frame_tracking.metrics import FRAMES_CAPTURED, FRAMES_SKIPPED
 from frame_tracking.status import SkipReason
-from frame_tracking.telemetry import write_spans
+from frame_tracking.telemetry import exporter_names, write_spans
 from frames.models import Frame
 from tasks import frame_bytes, frame_pipeline
 from workers.camera_state import CameraState
@@ -269,10 +270,16 @@ def arrival(source: Source) -> float:
 
 
 def frame_context(span: trace.Span) -> TraceContext:
-    """The frame's W3C context. With the SDK disabled spans are no-ops: a fresh context,
-    marked not sampled, because no trace of it is exported."""
+    """The frame's W3C context, as its row records it: `sampled` there means exported, so the
+    row links to a trace only when one reaches a tracing backend. With the SDK disabled spans
+    are no-ops: a fresh context, not sampled. With OTEL_TRACES_EXPORTER=none (or console
+    alone) spans are made and sent nowhere a trace could be read: not sampled either."""
     context = TraceContext.from_span(span)
-    return context if context.is_valid() else TraceContext.generate(sampled=False)
+    if not context.is_valid():
+        return TraceContext.generate(sampled=False)
+    if context.sampled and "otlp" not in exporter_names():
+        return replace(context, trace_flags=context.trace_flags & ~SAMPLED)
+    return context
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:

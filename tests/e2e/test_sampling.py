@@ -47,6 +47,18 @@ def test_the_rollback_switch_keeps_every_row_and_claims_no_trace(
     assert len(body["journey"]) == 4
 
 
+def test_spans_sent_nowhere_claim_no_trace(start_worker, pipeline_env, otlp: OTLPReceiver):
+    """OTEL_TRACES_EXPORTER=none: spans are made but go nowhere, so no row says its trace
+    was exported, and none links to Jaeger (trace_analyzer counts only sampled rows)."""
+    env = {**pipeline_env, "OTEL_TRACES_EXPORTER": "none"}
+    frames = run(start_worker, env, "none", 10)
+
+    assert {frame.status for frame in frames} == {"stored"}
+    assert otlp.requests == 0
+    assert not any(frame.sampled or frame.jaeger_url for frame in frames)
+    assert len({frame.trace_id for frame in frames}) == 10  # real contexts, one per frame
+
+
 def test_ratio_sampling_rows_agree_with_the_traces_the_receiver_got(
     start_worker, pipeline_env, otlp: OTLPReceiver
 ):
