@@ -39,7 +39,19 @@ if ! rabbitmq_up; then
   rabbitmqctl -q await_startup --timeout 120 || true
   rabbitmq_up || { echo "RabbitMQ does not answer (rabbitmqctl status)" >&2; exit 1; }
 fi
-# Local trust auth: the postgres user needs no password from 127.0.0.1.
-psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='detektr'" | grep -q 1 \
-  || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE detektr"
+# The database DATABASE_URL names on this PostgreSQL (detektr by default), made when missing;
+# one elsewhere, or SQLite, is not this script's to make. Local trust auth: the postgres
+# user needs no password from 127.0.0.1.
+database=$(python3 - <<'PY'
+import os
+from urllib.parse import unquote, urlsplit
+url = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/detektr")
+local = url.hostname in ("127.0.0.1", "localhost") and (url.port or 5432) == 5432
+if url.scheme in ("postgres", "postgresql", "pgsql") and local:
+    print(unquote(url.path.lstrip("/")))
+PY
+)
+if [ -n "$database" ] && ! psql -h 127.0.0.1 -U postgres -d "$database" -tAc "SELECT 1" >/dev/null 2>&1; then
+  createdb -h 127.0.0.1 -U postgres -- "$database"
+fi
 echo "services: PostgreSQL, Redis and RabbitMQ answer on 127.0.0.1"
