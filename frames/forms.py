@@ -85,11 +85,11 @@ def in_utc(when: datetime) -> datetime:
         raise ValidationError("is out of range", code="out_of_range") from None
 
 
-class TimestampField(forms.Field):
-    """A strict ISO-8601 timestamp (see TIMESTAMP), as an aware datetime in UTC."""
+class MomentField(forms.Field):
+    """An ISO-8601 timestamp or an age before now such as 15m (moment()), in UTC."""
 
     def to_python(self, value: Any) -> datetime | None:
-        return timestamp(str(value)) if value not in self.empty_values else None
+        return moment(str(value)) if value not in self.empty_values else None
 
 
 class AsciiIntegerField(forms.IntegerField):
@@ -125,8 +125,8 @@ class FrameQuery(forms.Form):
         required=False,
         error_messages={"invalid_choice": f"must be one of {', '.join(REASONS)}"},
     )
-    since = TimestampField(required=False)
-    until = TimestampField(required=False)
+    since = MomentField(required=False)
+    until = MomentField(required=False)
     limit = AsciiIntegerField(
         required=False,
         min_value=1,

@@ -93,8 +93,12 @@ OPENAPI: dict[str, Any] = {
                     _query("camera", "A camera id", pattern="^[A-Za-z0-9.-]{1,64}$"),
                     _query("status", "Final status", enum=list(FINAL_STATUSES)),
                     _query("reason", "Why it was dropped or failed", enum=list(REASONS)),
-                    _query("since", "captured_at >= since (ISO-8601)", format="date-time"),
-                    _query("until", "captured_at < until (ISO-8601)", format="date-time"),
+                    _query(
+                        "since",
+                        "captured_at >= since: ISO-8601 timestamp, or an age "
+                        "such as 15m, 6h, 2d (that long before now)",
+                    ),
+                    _query("until", "captured_at < until: ISO-8601 timestamp or age"),
                     {
                         "name": "limit",
                         "in": "query",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -144,6 +144,19 @@ def test_it_filters_by_time_since_inclusive_until_exclusive(
     assert ids(api_client.get("/frames", query)) == [frames[2].frame_id, frames[1].frame_id]
 
 
+def test_since_and_until_take_an_age_as_the_report_does(
+    api_client: Client, frame_factory: FrameFactory
+) -> None:
+    now = datetime.now(UTC)
+    _old, hour_ago, recent = (
+        frame_factory(captured_at=now - timedelta(hours=3)),
+        frame_factory(captured_at=now - timedelta(hours=1)),
+        frame_factory(captured_at=now - timedelta(minutes=5)),
+    )
+    assert ids(api_client.get("/frames", {"since": "2h"})) == [recent.frame_id, hour_ago.frame_id]
+    assert ids(api_client.get("/frames", {"since": "2h", "until": "15m"})) == [hour_ago.frame_id]
+
+
 def test_it_reads_naive_and_z_suffixed_timestamps_as_utc(
     api_client: Client, frame_factory: FrameFactory
 ) -> None:
@@ -220,7 +233,7 @@ def test_a_cursor_keeps_the_filters_of_its_query(
 
 
 BAD_CURSOR = "cursor: not a valid cursor; pass the `next` of a response"
-BAD_TIME = "must be an ISO-8601 timestamp, e.g. 2026-11-29T03:45:00Z"
+BAD_TIME = "must be an ISO-8601 timestamp or an age such as 90s, 15m, 6h, 2d"
 BAD_TRACE_ID = "trace_id: must be 32 lowercase hex characters"
 BAD_FRAME_ID = "frame_id: not a valid frame id"
 
@@ -248,8 +261,14 @@ BAD_QUERIES = [
         {"since": "2026-11-29T04:00:00Z", "until": "2026-11-29T03:00:00Z"},
         "since must not be later than until",
     ),
-    ({"since": "9999-12-31T23:59:59-23:59"}, "since: is out of range"),
-    ({"until": "0001-01-01T00:00:00+05:00"}, "until: is out of range"),
+    (
+        {"since": "9999-12-31T23:59:59-23:59"},
+        "since: is out of range: in UTC it falls outside the years 1 to 9999",
+    ),
+    (
+        {"until": "0001-01-01T00:00:00+05:00"},
+        "until: is out of range: in UTC it falls outside the years 1 to 9999",
+    ),
     ({"limit": "0"}, "limit: must be at least 1"),
     ({"limit": "1001"}, "limit: must be at most 1000"),
     ({"limit": "ten"}, "limit: must be a whole number"),
