@@ -1,6 +1,7 @@
-"""How the entry points (manage.py, `celery -A detektr`) end on what an operator must fix
-outside the code: a malformed setting, a database that is away. One line naming it, exit 1,
-instead of the 60 to 90 lines of traceback that end in it; `--traceback` shows the stack."""
+"""How the entry points (manage.py, `celery -A detektr`, scripts/*.py) end on what an
+operator must fix outside the code: a malformed setting, a database that is away. One line
+naming it, exit 1, instead of the 60 to 90 lines of traceback that end in it; `--traceback`
+shows the stack. A reader that stops reading (`| head -4`) ends them quietly."""
 
 from __future__ import annotations
 
@@ -8,15 +9,42 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError
+# Imports nothing outside the standard library here: run_with_the_checkouts_python() runs
+# before the scripts' interpreter is known to have Django.
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"  # scripts/bootstrap.sh makes it; the Docker image has none (.dockerignore)
+
+
+def run_with_the_checkouts_python(script: str) -> None:
+    """For scripts/*.py, started by their shebang's python3 (which lacks the requirements) in
+    a checkout with a .venv: run `script` again, in place, with the .venv's python, so no
+    one has to activate it. In the image, and under .venv/bin/python, nothing changes."""
+    python = VENV / "bin" / "python"
+    if python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
+        os.execv(python, [str(python), str(Path(script).resolve()), *sys.argv[1:]])  # noqa: S606
+
+
+CLOSED_STDOUT = 141  # 128 + SIGPIPE: what a shell shows for a program a closed pipe ended
 
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import OperationalError
+
     try:
-        yield
+        try:
+            yield
+        finally:
+            sys.stdout.flush()  # output that fitted in the buffer meets a closed stdout here
+    except BrokenPipeError:
+        # As https://docs.python.org/3/library/signal.html#note-on-sigpipe recommends: stdout
+        # to /dev/null, so the interpreter's last flush does not fail on it again. (SIGPIPE is
+        # not reset to its default instead: a socket the peer closes would kill the process.)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(CLOSED_STDOUT)
     except ImproperlyConfigured as exc:
         if "--traceback" in sys.argv:
             raise

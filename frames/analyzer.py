@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from django.core.exceptions import ValidationError
 from tqdm import tqdm
 
 from detektr_project.arguments import PERCENT, number
+from detektr_project.startup import CLOSED_STDOUT
 from frame_tracking.completeness import (
     STAGES,
     CompletenessReport,
@@ -43,13 +45,19 @@ from frames.report import percentile_cont
 
 # Exit codes scripts can rely on.
 OK, FOUND_PROBLEMS, USAGE, NOT_FOUND, UNAVAILABLE = 0, 1, 2, 3, 4
+# --token from the environment rather than the command line, where ps and the shell's history
+# show it: one of the tokens the remote detektr's DETEKTR_API_TOKENS accepts.
+API_TOKEN_VARIABLE = "DETEKTR_API_TOKEN"
 EXIT_CODES = f"""exit codes:
   {OK}  nothing wrong found
   {FOUND_PROBLEMS}  problems found: incomplete traces, slow or failed frames, a frame whose trace
      Jaeger lacks
   {USAGE}  bad arguments
-  {NOT_FOUND}  no such frame
-  {UNAVAILABLE}  the database, the detektr API or Jaeger could not be read at all"""
+  {NOT_FOUND}  no such frame; or --camera names a camera with no frames in the window (a
+     mistyped camera id, or a camera that was not capturing)
+  {UNAVAILABLE}  the database, the detektr API or Jaeger could not be read at all
+  {CLOSED_STDOUT}  the output was closed before all of it was written (`| head`), as for any
+     program that SIGPIPE ends"""
 PERCENTILES = (0.5, 0.95, 0.99)
 SPLIT_SEARCH_WINDOW = timedelta(minutes=5)  # around capture: where a split's rest can start
 MAX_SERVICES_SEARCHED = 20
@@ -147,7 +155,9 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--api-url", type=api_url,
                         help="read frames from the /frames API of the detektr at this URL "
                         "(e.g. http://detektr:8000) instead of the local database")  # fmt: skip
-    common.add_argument("--token", help="bearer token for --api-url")
+    common.add_argument("--token",
+                        help=f"bearer token for --api-url (default: {API_TOKEN_VARIABLE}, which "
+                        "keeps it out of ps and the shell's history)")  # fmt: skip
     common.add_argument("--jaeger-url", type=JAEGER_URL,
                         help="Jaeger's query service (default: JAEGER_QUERY_URL)")  # fmt: skip
     common.add_argument("--jaeger-token", help="bearer token for Jaeger, if behind a proxy")
@@ -156,7 +166,9 @@ def parser() -> argparse.ArgumentParser:
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--since", help="ISO-8601 or an age: 90s, 15m, 6h, 2d (default 15m)")
     window.add_argument("--until", help="ISO-8601 or an age (default now)")
-    window.add_argument("--camera", type=camera_id, help="only this camera")
+    window.add_argument("--camera", type=camera_id,
+                        help=f"only this camera; exit {NOT_FOUND} when it has no frames in the "
+                        "window")  # fmt: skip
     window.add_argument("--include-test", action="store_true", help="count canary frames too")
 
     main = argparse.ArgumentParser(
@@ -225,8 +237,9 @@ class Context:
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)  # bad arguments: a usage message and exit 2, before any I/O
     timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    token = os.environ.get(API_TOKEN_VARIABLE) if args.token is None else args.token  # --token wins
     source: FrameSource = (
-        RemoteFrames(args.api_url, args.token, timeout=max(timeout, 10.0))
+        RemoteFrames(args.api_url, token, timeout=max(timeout, 10.0))
         if args.api_url
         else LocalFrames()
     )
@@ -283,6 +296,25 @@ def frames_in_window(
     for frame in context.source.frames(since, until, camera=camera, status=status):
         if include_test or not frame.get("test"):
             yield frame
+
+
+def require_frames_of_camera(context: Context, args: argparse.Namespace, found: bool) -> None:
+    """A --camera with no frames in the window is not a clean window: a mistyped camera id,
+    or a camera that was not capturing, must not pass a cron check as "nothing wrong".
+    `found`: the command saw frames; when it did not (it may have asked only for failed
+    ones), the window is asked once more."""
+    camera = getattr(args, "camera", None)
+    if camera and not found and next(frames_in_window(context, args), None) is None:
+        since, until = window(args)
+        raise Problem(no_frames_of_camera(camera, since.isoformat(), until.isoformat()), NOT_FOUND)
+
+
+def no_frames_of_camera(camera: str, since: str, until: str) -> str:
+    """What trace_analyzer and frames_report say, exiting NOT_FOUND, for such a --camera."""
+    return (
+        f"no frames of camera {camera!r} from {since} to {until}: is the camera id right, "
+        "and was it capturing?"
+    )
 
 
 # --- search ---------------------------------------------------------------------------------
@@ -436,6 +468,7 @@ def _diff_ms(start: float | None, end: float | None) -> float | None:
 
 def completeness(context: Context, args: argparse.Namespace) -> int:
     frames = list(frames_in_window(context, args))
+    require_frames_of_camera(context, args, bool(frames))
     captured_at = {frame["frame_id"]: frame["captured_at"] for frame in frames}
     services = cache(lambda: context.jaeger.services()[:MAX_SERVICES_SEARCHED])
 
@@ -604,6 +637,7 @@ def stats(context: Context, args: argparse.Namespace) -> int:
                 series.setdefault(f"{stage} work", []).append(work)
         if frame["status"] == "stored" and frame["latency_ms"] is not None:
             series.setdefault("end to end (stored)", []).append(frame["latency_ms"])
+    require_frames_of_camera(context, args, bool(cameras))
     table = {camera: {name: _percentiles(values) for name, values in sorted(series.items(),
                                                                            key=_stage_order)}
              for camera, series in sorted(cameras.items())}  # fmt: skip
@@ -648,10 +682,13 @@ class SlowFrame(TypedDict):
 def slow(context: Context, args: argparse.Namespace) -> int:
     over: float = args.over  # milliseconds (duration_ms)
     found: list[tuple[float, FrameDict]] = []
+    seen = False
     for frame in frames_in_window(context, args):
+        seen = True
         took = _time_in(frame, args.stage)
         if took is not None and took > over:
             found.append((took, frame))
+    require_frames_of_camera(context, args, seen)
     found.sort(key=lambda item: -item[0])
     listed = [_slow_frame(took, frame) for took, frame in found[: args.limit]]
     if context.as_json:
@@ -699,6 +736,7 @@ def _time_in(frame: FrameDict, stage: str | None) -> float | None:
 def errors(context: Context, args: argparse.Namespace) -> int:
     statuses = ["failed", "dropped"] if args.include_dropped else ["failed"]
     found = [f for status in statuses for f in frames_in_window(context, args, status=status)]
+    require_frames_of_camera(context, args, bool(found))
     found.sort(key=lambda f: f["captured_at"])
     listed = [{k: f[k] for k in ("frame_id", "camera_id", "status", "reason", "stage", "error")}  # type: ignore[literal-required]
               for f in found[: args.limit]]  # fmt: skip

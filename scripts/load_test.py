@@ -17,9 +17,14 @@ os.chdir(ROOT)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "detektr_project.settings")
 
 if __name__ == "__main__":
+    from detektr_project.startup import one_line_errors, run_with_the_checkouts_python
+
+    run_with_the_checkouts_python(__file__)
     import django
 
     django.setup()
     from workers.load_test import main
 
-    sys.exit(main())
+    with one_line_errors():
+        code = main()
+    sys.exit(code)

@@ -16,10 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "detektr_project.settings")
 
+
 if __name__ == "__main__":
+    from detektr_project.startup import one_line_errors, run_with_the_checkouts_python
+
+    run_with_the_checkouts_python(__file__)
     import django
 
     django.setup()
     from frames.analyzer import main
 
-    sys.exit(main())
+    with one_line_errors():
+        code = main()
+    sys.exit(code)

@@ -215,6 +215,21 @@ def test_a_remote_detektr_that_refuses_the_token_is_reported(
     assert "HTTP 403: the bearer token is not valid" in json.loads(out)["error"]
 
 
+def test_the_token_comes_from_DETEKTR_API_TOKEN_and_token_wins_over_it(
+    frames: None, live_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--token on a command line shows in ps and the shell's history; the variable does not."""
+    settings.DETEKTR_API_TOKENS = [API_TOKEN]
+    remote = ["stats", *WINDOW, "--api-url", live_server.url, "--json"]
+    monkeypatch.setenv("DETEKTR_API_TOKEN", API_TOKEN)
+    assert analyze(*remote) == analyze("stats", *WINDOW, "--json")
+    code, out = analyze(*remote, "--token", "x")
+    assert code == UNAVAILABLE
+    assert "HTTP 403: the bearer token is not valid" in json.loads(out)["error"]
+    monkeypatch.setenv("DETEKTR_API_TOKEN", "x")
+    assert analyze(*remote, "--token", API_TOKEN) == analyze("stats", *WINDOW, "--json")
+
+
 def test_the_script_shows_help_and_exit_codes() -> None:
     script = Path(__file__).resolve().parents[1] / "scripts" / "trace_analyzer.py"
     result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
@@ -223,6 +238,8 @@ def test_the_script_shows_help_and_exit_codes() -> None:
     for command in ("search", "completeness", "stats", "slow", "errors"):
         assert command in result.stdout
     assert "4  the database, the detektr API or Jaeger could not be read" in result.stdout
+    assert "DETEKTR_API_TOKEN" in result.stdout  # the --token option's default
+    assert "141  the output was closed" in result.stdout
 
 
 # --- arguments: refused up front (exit 2) ---------------------------------------------------
@@ -272,6 +289,26 @@ def test_no_camera_means_every_camera(frames: None) -> None:
     assert analyze("stats", *WINDOW, "--camera", "", "--json") == analyze(
         "stats", *WINDOW, "--json"
     )
+
+
+@pytest.mark.parametrize("command", [["stats"], ["completeness"], ["slow"], ["errors"]])
+def test_a_camera_with_no_frames_in_the_window_is_said_and_exits_3(
+    frames: None, capsys: Any, command: list[str]
+) -> None:
+    """A mistyped camera, or one that was not capturing, must not pass a cron check as a
+    clean window ("0 frames failed", exit 0): it is said, and the exit status is 3."""
+    no_frames = (
+        f"no frames of camera 'cma01' from {BASE_TIME.isoformat()} to "
+        f"{(BASE_TIME + timedelta(hours=1)).isoformat()}: is the camera id right, and was it "
+        "capturing?"
+    )
+    code, out = analyze(*command, *WINDOW, "--camera", "cma01", "--jaeger-url", CLOSED)
+    assert (code, out) == (NOT_FOUND, "")
+    assert capsys.readouterr().err == f"trace_analyzer: {no_frames}\n"
+    code, out = analyze(*command, *WINDOW, "--camera", "cma01", "--jaeger-url", CLOSED, "--json")
+    assert (code, json.loads(out)) == (NOT_FOUND, {"error": no_frames})
+    # cam02 has frames (none failed, none slow): not this
+    assert analyze(*command, *WINDOW, "--camera", "cam02", "--jaeger-url", CLOSED)[0] != NOT_FOUND
 
 
 @pytest.mark.parametrize("url", ["foo", "jaeger:16686", "ftp://jaeger", "http://", "http://j:x"])
