@@ -194,7 +194,7 @@ def check_frame(
     try:
         spans = fetch(frame["trace_id"])
     except JaegerError as exc:
-        return FrameCheck(frame, None, str(exc), exc.kind)
+        return FrameCheck(frame, None, _untraced(exc, frame), exc.kind)
     if spans is None:
         verdict = Verdict(False, () if shed else STAGES, (), ("not in the trace backend",))
         return FrameCheck(frame, verdict, missing_from_backend=True)
@@ -204,10 +204,17 @@ def check_frame(
         try:
             elsewhere = find_elsewhere(frame)
         except JaegerError as exc:
-            return FrameCheck(frame, verdict, f"looking for the rest: {exc}", exc.kind)
+            return FrameCheck(frame, verdict, f"looking for the rest: {_untraced(exc, frame)}",
+                              exc.kind)  # fmt: skip
         found = {STAGE_OF_SPAN[s.name] for s in elsewhere if s.name in STAGE_OF_SPAN}
         split = bool(found & set(verdict.missing_stages))
     return FrameCheck(frame, verdict, split=split)
+
+
+def _untraced(error: JaegerError, frame: FrameRef) -> str:
+    """The error without the frame's trace id (its URL names it): the same failure for every
+    frame is one line of a report's errors, not one line a frame."""
+    return str(error).replace(frame["trace_id"].lower(), "<trace id>")
 
 
 def check_frames(

@@ -2,7 +2,8 @@
 
 Starts `celery -A detektr worker` (unless --no-worker, when one is already running), runs the
 capture command for a few seconds, waits until every captured frame has its final status
-(or the wait runs out) and prints what happened to the frames.
+(or the wait runs out) and prints what happened to the frames. The worker's output goes to
+--worker-log (default var/demo-worker.log in the checkout).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from frames.models import Frame
 from workers.local_worker import WorkerDidNotStart, start_worker, stop
 from workers.sources import SourceError, SyntheticSource
 
+DEFAULT_WORKER_LOG = Path(settings.BASE_DIR) / "var" / "demo-worker.log"
+
 
 class Command(BaseCommand):
     help = "Run a synthetic camera through the pipeline and print a summary."
@@ -36,6 +39,9 @@ class Command(BaseCommand):
                             help="use workers that are already running")  # fmt: skip
         parser.add_argument("--wait", type=positive(float), default=60.0,
                             help="seconds to wait for the last frames")  # fmt: skip
+        parser.add_argument("--worker-log", type=Path, default=DEFAULT_WORKER_LOG,
+                            help="the started worker's output "
+                            "(default var/demo-worker.log)")  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         width, height = options["size"]
@@ -44,7 +50,7 @@ class Command(BaseCommand):
             SyntheticSource.from_url(source)
         except SourceError as exc:
             raise CommandError(f"--size or --fps: {exc}") from None
-        worker = None if options["no_worker"] else self.start_worker()
+        worker = None if options["no_worker"] else self.start_worker(options["worker_log"])
         try:
             run = self.capture(options["camera"], source, options["seconds"])
             first, last = run["first_sequence"], run["last_sequence"]
@@ -60,9 +66,14 @@ class Command(BaseCommand):
                 stop(worker)
         self.summarise(options["camera"], first, last)
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        log = Path(settings.BASE_DIR) / "var" / "demo-worker.log"
-        log.parent.mkdir(exist_ok=True)
+    def start_worker(self, log: Path) -> subprocess.Popen[bytes]:
+        try:  # a read-only checkout: say so before a worker starts, not with a traceback
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.open("ab").close()
+        except OSError as exc:
+            raise CommandError(
+                f"cannot write the worker's log {log}: {exc.strerror}; give --worker-log"
+            ) from None
         self.stdout.write(f"starting celery -A detektr worker (log: {log})")
         try:
             return start_worker(["-c", "2"], log, timeout=60)
