@@ -6,7 +6,7 @@ case " $* " in  # help without the set-up (an install, services started, a migra
     *" -h "* | *" --help "*)
         cd "$(dirname "$0")/.."
         [ -x .venv/bin/python ] && exec .venv/bin/python manage.py demo --help
-        echo "usage: scripts/demo.sh [--seconds S] [--fps F] [--size WxH] [--camera ID] [--wait S]"
+        echo "usage: scripts/demo.sh [--seconds S] [--fps F] [--size WxH] [--camera ID] [--wait S] [--worker-log PATH]"
         exit 0 ;;
 esac
 source "$(dirname "$0")/setup.sh"
