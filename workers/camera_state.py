@@ -32,6 +32,12 @@ class CameraHealthDict(TypedDict):
     last_frame_at: str | None
     reconnects: int
     detail: str
+    # Whether its frames enter the pipeline: "ok", or "unavailable" while Redis cannot number
+    # them or the broker cannot take them (pipeline_detail says which, pipeline_since since
+    # when). The camera itself may be up meanwhile: the status above stays its own.
+    pipeline: str
+    pipeline_since: str | None
+    pipeline_detail: str
 
 
 def iso(epoch: float | None) -> str | None:
@@ -48,6 +54,8 @@ class CameraState:
     last_frame_at: float | None = None
     reconnects: int = 0
     detail: str = ""
+    pipeline_since: float | None = None  # frames have not entered the pipeline since then
+    pipeline_detail: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +83,19 @@ class CameraState:
         with self.lock:
             self.detail = why
 
+    def not_handed_over(self, why: str) -> None:
+        """A frame could not enter the pipeline (Redis or the broker away)."""
+        with self.lock:
+            if self.pipeline_since is None:
+                self.pipeline_since = time.time()
+            self.pipeline_detail = why
+
+    def handed_over(self) -> None:
+        """A frame entered the pipeline: the per-frame path, one comparison when all is well."""
+        if self.pipeline_since is not None:
+            with self.lock:
+                self.pipeline_since, self.pipeline_detail = None, ""
+
     def stopped(self) -> None:
         self._enter(CameraStatus.STOPPED, "", time.time())
 
@@ -87,6 +108,7 @@ class CameraState:
         now = time.time() if now is None else now
         with self.lock:
             status, since, detail = self.status, self.since, self.detail
+            pipeline_since, pipeline_detail = self.pipeline_since, self.pipeline_detail
         last = self.last_frame_at
         if status is CameraStatus.UP and last is not None and now - last > self.stall_seconds:
             status, since = CameraStatus.STALLED, last
@@ -98,9 +120,14 @@ class CameraState:
             "last_frame_at": iso(last),
             "reconnects": self.reconnects,
             "detail": detail,
+            "pipeline": "ok" if pipeline_since is None else "unavailable",
+            "pipeline_since": iso(pipeline_since),
+            "pipeline_detail": pipeline_detail,
         }
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """(200 or 503, the snapshot): healthy only while frames arrive."""
+        """(200 or 503, the snapshot): healthy only while frames arrive. A pipeline that
+        cannot take them is in the snapshot but not a 503: the capture waits it out, and a
+        restart would not bring Redis or the broker back (alerts.yml pages for it)."""
         snapshot = self.snapshot()
         return (200 if snapshot["status"] == CameraStatus.UP else 503), dict(snapshot)

@@ -192,6 +192,7 @@ class CaptureWorker:
         except UNAVAILABLE as exc:
             log.warning("camera %s: no sequence number for a frame: %s", camera, exc)
             self.numbering.began()
+            self.state.not_handed_over(f"Redis cannot number frames: {type(exc).__name__}: {exc}")
             return None
         if self.stats.first_sequence is None:
             self.stats.first_sequence = self.sequence
@@ -257,8 +258,10 @@ class CaptureWorker:
             meta.timings["capture"] = {"started_at": started, "ended_at": time.time()}
             frame_pipeline(meta).apply_async()
             self.ledger.sent(meta, counts)
+            self.state.handed_over()
         except UNAVAILABLE as exc:
             self.ledger.undelivered(meta, exc)
+            self.state.not_handed_over(f"frames are not handed over: {type(exc).__name__}: {exc}")
         except (cv2.error, SourceError) as exc:  # an image OpenCV cannot encode
             self.ledger.invalid(meta, exc)
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import ROOT, start_capture, wait_until
-from tests.e2e.services import free_port
+from tests.e2e.services import RedisServer, free_port
 from tests.e2e.web_server import WebServer, get
 
 pytestmark = pytest.mark.e2e
@@ -143,3 +143,34 @@ def test_a_capture_worker_is_unhealthy_while_its_camera_stalls_and_says_since_wh
     finally:
         capture.terminate()
         capture.communicate(timeout=120)
+
+
+def test_a_capture_whose_redis_is_away_says_its_frames_do_not_enter_the_pipeline(
+    pipeline_env, tmp_path
+):
+    # The camera is up all along: its status stays "up" (a restart would not bring Redis
+    # back); the pipeline part of /health says that frames are read and left out, and why.
+    server = RedisServer(tmp_path)
+    server.start()
+    port = free_port()
+    env = {**pipeline_env, "REDIS_URL": server.url, "CAPTURE_JOURNAL_DIR": str(tmp_path)}
+    env.pop("CELERY_BROKER_URL", None)  # the broker is that Redis too, as by default
+    capture = start_capture(
+        env, "--camera", "health02", "--source", "synthetic://?width=160&height=120",
+        "--fps", "10", "--metrics-port", str(port),
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: capture_health(port)[1].get("pipeline") == "ok", 60)
+        server.stop()
+        assert wait_until(lambda: capture_health(port)[1].get("pipeline") == "unavailable", 30)
+        status, body = capture_health(port)
+        assert (status, body["status"]) == (200, "up")
+        assert body["pipeline_detail"].startswith("Redis cannot number frames: ")
+        assert body["pipeline_since"]
+        server.start()
+        assert wait_until(lambda: capture_health(port)[1].get("pipeline") == "ok", 60)
+        assert capture_health(port)[1]["pipeline_detail"] == ""
+    finally:
+        capture.terminate()
+        capture.communicate(timeout=120)
+        server.stop()
