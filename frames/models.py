@@ -256,6 +256,13 @@ class Frame(models.Model):
         return frame
 
     @classmethod
+    def newest_sequence(cls, camera_id: str) -> int | None:
+        """The camera's newest frame's number (newest by capture time, which the index
+        serves; numbers grow with it); None before its first numbered frame."""
+        newest = cls.objects.filter(camera_id=camera_id, sequence__gte=0)
+        return newest.order_by("-captured_at").values_list("sequence", flat=True).first()
+
+    @classmethod
     def record_many(
         cls, metas: Sequence[FrameMetadata], *, finished_at: datetime | None = None
     ) -> Recorded:

@@ -23,7 +23,9 @@ from django.db.models.functions import Lag
 
 from frame_tracking.status import FrameStatus
 from frames.models import LATENCY_BASE, CameraMinute, Frame
+from tasks import frame_bytes
 from workers import ledger
+from workers.lease import LEASE_KEY
 
 PERCENTILES = (0.5, 0.95, 0.99)
 NUMBERED = Q(sequence__gte=0)  # -1: a frame whose id did not parse and had no sequence
@@ -55,6 +57,12 @@ class CameraReport(CameraOverview):
     # Frames the camera may have in flight now (FRAME_LATENCY_BUDGET_MS), as its capture
     # worker last published it; None when no capture worker runs the camera now.
     inflight_limit: int | None
+    # Frames Redis numbered after the camera's newest row while no capture runs the camera:
+    # its last frames, which no row accounts for (a capture killed and not run again; the
+    # next capture of the camera reaps and records them). In no window's `lost`, which sees
+    # only numbers between rows. None while a capture runs it (its frames are in flight) or
+    # when Redis cannot be asked.
+    unrecorded: int | None
 
 
 class Report(TypedDict):
@@ -217,6 +225,7 @@ def window_report(
                 **camera,
                 "gaps": sequence_gaps(window, camera["camera_id"], gap_limit),
                 "inflight_limit": limits.get(camera["camera_id"]),
+                "unrecorded": unrecorded(camera["camera_id"]),
             }
             for camera in overview(frames, since, until)
         ],
@@ -233,7 +242,23 @@ def run_report(camera_id: str, first: int, last: int, gap_limit: int = 20) -> Ca
         **camera,
         "gaps": _gaps_of_run(frames, camera_id, first, last, gap_limit),
         "inflight_limit": inflight_limits().get(camera_id),
+        "unrecorded": unrecorded(camera_id),
     }
+
+
+def unrecorded(camera_id: str) -> int | None:
+    """See CameraReport.unrecorded: Redis's count of the camera's numbers past its newest
+    row, when no capture holds the camera's lease."""
+    pipe = frame_bytes.client().pipeline(transaction=False)
+    pipe.get(frame_bytes.SEQUENCE_KEY.format(camera_id))
+    pipe.exists(LEASE_KEY.format(camera_id))
+    try:
+        numbered, running = pipe.execute()
+    except ledger.UNAVAILABLE:
+        return None
+    if running or numbered is None:  # running, or Redis lost its numbers (a restart)
+        return None
+    return max(0, int(numbered) - (Frame.newest_sequence(camera_id) or 0))
 
 
 def inflight_limits() -> dict[str, int]:
@@ -289,6 +314,12 @@ def describe(camera: CameraReport) -> str:
     if camera["gaps"]:
         gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in camera["gaps"])
         lines.append(f"  lost sequence numbers: {gaps}")
+    if camera["unrecorded"]:
+        lines.append(
+            f"  NOT RECORDED: {camera['unrecorded']} frames numbered after its newest row, and "
+            "no capture runs this camera (one ended without recording them): run a capture of "
+            "it to reap and record them"
+        )
     return "\n".join(lines)
 
 

@@ -12,7 +12,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from frames.report import run_report
+from tasks.frame_bytes import SEQUENCE_KEY
 from tests.conftest import BASE_TIME, FrameFactory
+from workers.lease import LEASE_KEY
 from workers.ledger import ADMISSION_KEY, CameraLoad
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +144,34 @@ def test_it_shows_each_running_cameras_in_flight_limit(
     call_command("frames_report", "--since", WINDOW["since"], "--until", WINDOW["until"],
                  stdout=out)  # fmt: skip
     assert "in-flight limit now  7 frames   (latency budget 100 ms)" in out.getvalue()
+
+
+def test_frames_numbered_after_the_newest_row_show_when_no_capture_runs_the_camera(
+    api_client: Client, frame_factory: FrameFactory, unit_redis: redis.Redis
+):
+    # A capture killed after Redis numbered frames 4 and 5 and before any row for them, and
+    # not run again: no window's `lost` sees them (no row after them), the report must.
+    for sequence in (1, 2, 3):
+        frame_factory(camera_id="cam08", sequence=sequence)
+    unit_redis.set(SEQUENCE_KEY.format("cam08"), 5)
+
+    def cam08() -> dict:
+        (camera,) = api_client.get("/frames/report", {**WINDOW, "camera": "cam08"}).json()[
+            "cameras"
+        ]
+        return camera
+
+    assert (cam08()["unrecorded"], cam08()["lost"]) == (2, 0)
+    out = StringIO()
+    call_command("frames_report", "--since", WINDOW["since"], "--until", WINDOW["until"],
+                 "--camera", "cam08", stdout=out)  # fmt: skip
+    assert "NOT RECORDED: 2 frames numbered after its newest row" in out.getvalue()
+
+    unit_redis.set(LEASE_KEY.format("cam08"), "a capture run")  # one runs it: in flight
+    assert cam08()["unrecorded"] is None
+    unit_redis.delete(LEASE_KEY.format("cam08"))
+    frame_factory(camera_id="cam08", sequence=4)
+    frame_factory(camera_id="cam08", sequence=5)  # the next run reaped and recorded them
+    assert cam08()["unrecorded"] == 0
+    unit_redis.flushdb()  # a Redis restarted without its data: nothing to compare with
+    assert cam08()["unrecorded"] is None

@@ -106,10 +106,7 @@ class CaptureWorker:
         """Where the camera's numbers stand: Redis, or the newest stored frame if Redis lost
         them (newest by capture time, which the index serves; sequences grow with it)."""
         sequence = frame_bytes.last_sequence(self.config.camera_id)
-        if sequence:
-            return sequence
-        newest = Frame.objects.filter(camera_id=self.config.camera_id, sequence__gte=0)
-        return newest.order_by("-captured_at").values_list("sequence", flat=True).first() or 0
+        return sequence or Frame.newest_sequence(self.config.camera_id) or 0
 
     def loop(self, source: Source, started: float) -> None:
         if not self.open_with_backoff(source, started):
