@@ -171,3 +171,13 @@ def test_a_new_camera_with_the_database_away_is_refused_in_one_line(pipeline_env
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_camera_password_stays_out_of_everything_the_capture_prints(pipeline_env):
+    port = free_port()  # nothing listens: the camera is down for the whole run
+    env = {**pipeline_env, "CAMERA_OPEN_TIMEOUT_MS": "1000"}
+    source = f"rtsp://admin:Secr3t@127.0.0.1:{port}/stream1"
+    result = capture(env, "--camera", "cam64", "--source", source, "--duration", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"captured no frame from rtsp://127.0.0.1:{port}/stream1" in result.stderr
+    assert "Secr3t" not in result.stdout + result.stderr

@@ -20,7 +20,7 @@ from frame_tracking.telemetry import configure_tracing, shutdown_tracing
 from workers.capture import CaptureConfig, CaptureWorker
 from workers.lease import CameraBusy
 from workers.ledger import CaptureStats
-from workers.sources import SourceError, open_source
+from workers.sources import SourceError, open_source, redact
 
 
 class Command(BaseCommand):
@@ -93,7 +93,7 @@ class Command(BaseCommand):
             # A run that ended by --frames or --duration with nothing to show: a script
             # must not read that as success.
             raise CommandError(f"camera {stats.camera}: captured no frame from "
-                               f"{options['source']}; the log above says why")  # fmt: skip
+                               f"{redact(options['source'])}; the log above says why")  # fmt: skip
 
 
 def describe(stats: CaptureStats) -> str:
