@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
 from frame_tracking import DropReason, FrameID, FrameMetadata, FrameStatus, Stage, TraceContext
 from tasks import frame_bytes
 from tasks.frame_bytes import INFLIGHT_CAMERA_KEY, INFLIGHT_TOTAL_KEY
+from workers.capture import CaptureConfig, CaptureWorker
 from workers.ledger import (
     BATCH,
     Admission,
@@ -210,3 +212,21 @@ def test_frames_long_past_the_reaping_age_are_forgotten(journal_dir: Path, setti
     ledger.in_flight[young] = FrameMetadata(frame_id=young, timestamp=young.timestamp)
     ledger.forget_finished()
     assert list(ledger.in_flight) == [young]
+
+
+def test_a_camera_that_was_shedding_admits_a_frame_once_its_frames_have_finished(
+    bounds: None, unit_redis: redis.Redis, journal_dir: Path
+):
+    # The last frame found the camera full; every frame has finished since (a burst after a
+    # reconnect, an idle pipeline): the next frame is judged by the counts now, not shed.
+    worker = CaptureWorker(CaptureConfig("cam01", "synthetic://"))
+    worker.ledger.open()
+    worker.ledger.backpressure.update(9, 9)
+    assert worker.ledger.backpressure.shedding
+    frame_id = FrameID.generate("cam01", sequence=1)
+    meta = FrameMetadata(
+        frame_id=frame_id, timestamp=frame_id.timestamp, trace_context=TraceContext.generate()
+    )
+    worker.hand_over(meta, np.zeros((24, 32, 3), np.uint8), time.time())
+    assert (worker.stats.shed, worker.stats.published) == (0, 1)
+    assert frame_bytes.inflight("cam01") == (1, 1)

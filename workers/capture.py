@@ -247,8 +247,10 @@ class CaptureWorker:
             return
         try:
             if self.ledger.backpressure.shedding:
-                self.ledger.shed(meta, started, frame_bytes.admission_counts(camera))
-                return
+                counts = frame_bytes.admission_counts(camera)
+                if self.ledger.still_shedding(counts):
+                    self.ledger.shed(meta, started, counts)
+                    return
             data = encode_jpeg(image, self.config.jpeg_quality)
             meta.size_bytes = len(data)
             counts = frame_bytes.park(meta.frame_id, camera, data)

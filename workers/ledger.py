@@ -462,6 +462,12 @@ class Ledger:
 
     # A frame's way out of the capture worker: exactly one of these per numbered frame.
 
+    def still_shedding(self, counts: tuple[int, int]) -> bool:
+        """While shedding, each frame is judged by the counts now, not by those the last
+        frame found: a burst after a reconnect must not be shed into an empty pipeline."""
+        self.backpressure.update(*counts)
+        return self.backpressure.shedding
+
     def shed(self, meta: FrameMetadata, started: float, counts: tuple[int, int]) -> None:
         """Record the frame as shed (dropped, backpressure): the pipeline is too full.
 
