@@ -458,13 +458,9 @@ CELERY_TASK_QUEUES = [
 # store reconnects to PostgreSQL for every frame.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # Prometheus /metrics of a worker on this port (0: none). A prefork worker also needs
-# PROMETHEUS_MULTIPROC_DIR, which scripts/worker.sh sets.
+# PROMETHEUS_MULTIPROC_DIR, which scripts/worker.sh sets; such a worker without it refuses to
+# start (worker_signals.check_worker_metrics), not every process that shares the environment.
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, maximum=65535)
-if WORKER_METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    raise ImproperlyConfigured(
-        "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR, or a prefork worker would serve "
-        "one pool process's numbers: start the worker with scripts/worker.sh"
-    )
 # Workers log through LOGGING above, so their lines carry trace_id, span_id and frame_id too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task events (Flower's live view) cost the worker's main process a PUBLISH per task state,

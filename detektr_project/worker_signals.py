@@ -75,6 +75,23 @@ def remember_queues(options: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 @worker_init.connect
+def check_worker_metrics(sender: Any = None, **_: Any) -> None:
+    """A prefork worker's pool processes count apart: its /metrics sums them only through
+    PROMETHEUS_MULTIPROC_DIR, or it would serve one pool process's numbers. Refused here, in
+    the worker, so that a web app or cron job sharing its environment is not."""
+    if (
+        settings.WORKER_METRICS_PORT
+        and is_prefork(sender)
+        and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    ):
+        raise SystemExit(
+            "Refusing to start the worker: WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR "
+            "for a prefork worker, or it would serve one pool process's numbers: start it "
+            "with scripts/worker.sh"
+        )
+
+
+@worker_init.connect
 def load_processors(sender: Any = None, **_: Any) -> None:
     """A worker that serves the process queue loads FRAME_PROCESSORS before it starts: a bad
     entry stops it with a message naming it, instead of failing every frame. Celery logs and

@@ -89,7 +89,31 @@ def test_a_worker_refuses_a_metrics_port_without_a_shared_directory(pipeline_env
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR" in result.stderr
+    assert "Refusing to start the worker: WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR" in (
+        result.stderr
+    )
+
+
+def test_a_shared_metrics_port_setting_stops_no_other_process(start_worker, pipeline_env):
+    # One environment file for every process on a host: the web app, cron's frames_report
+    # and a solo worker (one process: its registry is all there is) run with it.
+    port = free_port()
+    env = {**pipeline_env, "WORKER_METRICS_PORT": str(port)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    report = subprocess.run(
+        [sys.executable, "manage.py", "frames_report", "--since", "5m"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    start_worker("--pool", "solo", env={"WORKER_METRICS_PORT": str(port)})
+    assert wait_until(lambda: _serves(port), 30)
+
+
+def _serves(port: int) -> bool:
+    try:
+        return any(name.startswith("detektr_") for name, _ in scrape(port))
+    except OSError:
+        return False
 
 
 def test_scripts_worker_clears_the_metrics_folders_its_gone_workers_left(start_worker, tmp_path):
