@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from prometheus_client import REGISTRY
@@ -56,6 +57,19 @@ def test_a_reconnect_is_counted_and_reported_with_its_cause_until_frames_flow_ag
     assert (after or 0) - (before or 0) == 1
     state.frame()
     assert state.health()[0] == 200
+
+
+def test_frames_arriving_again_are_logged_once(caplog):
+    state = CameraState("cs-log", stall_seconds=5)
+    with caplog.at_level(logging.INFO, logger="workers.camera_state"):
+        state.frame()
+        state.frame()
+        state.reconnecting("stream stopped delivering frames")
+        state.frame()
+    lines = [r.getMessage() for r in caplog.records if r.name == "workers.camera_state"]
+    assert [line.split(" (")[0] for line in lines] == ["camera cs-log: frames arrive"] * 2
+    assert "(starting for " in lines[0]
+    assert "(reconnecting for " in lines[1]
 
 
 def test_a_finished_run_is_not_healthy():

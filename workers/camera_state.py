@@ -8,6 +8,7 @@ per-frame cost is one clock read and one gauge set.
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from frame_tracking.metrics import CAMERA_LAST_FRAME, CAMERA_RECONNECTS, CAMERA_UP
+
+log = logging.getLogger(__name__)
 
 
 class CameraStatus(enum.StrEnum):
@@ -70,6 +73,9 @@ class CameraState:
         self.last_frame_at = now
         self._last_frame.set(now)
         if self.status is not CameraStatus.UP:
+            # The line an operator looks for after the warnings of a reconnect: it is over.
+            log.info("camera %s: frames arrive (%s for %.1fs before)",
+                     self.camera_id, self.status.value, now - self.since)  # fmt: skip
             self._enter(CameraStatus.UP, "", now)
 
     def reconnecting(self, why: str) -> None:
