@@ -322,6 +322,7 @@ LOGGING = {
     "filters": {
         "trace_context": {"()": "frame_tracking.logs.TraceContextFilter"},
         "task_succeeded": {"()": "frame_tracking.logs.DropMessages", "messages": [LOG_SUCCESS]},
+        "without_traceback": {"()": "frame_tracking.logs.WithoutTraceback"},
     },
     "formatters": {"detektr": {"format": logs.FORMAT}},
     "handlers": {
@@ -332,12 +333,19 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", LOG_LEVELS)},
-    "loggers": {}
-    if LOG_TASKS
-    else {
-        # Its only INFO line is "received"; Celery asks once, so no record is even made.
-        "celery.worker.strategy": {"level": "WARNING"},
-        "celery.app.trace": {"filters": ["task_succeeded"]},
+    "loggers": {
+        # A request whose Host is not in ALLOWED_HOSTS (a scanner, a probe by IP): Django's
+        # message names the host and the fix; its traceback, one per request, says nothing.
+        "django.security.DisallowedHost": {"filters": ["without_traceback"]},
+        **(
+            {}
+            if LOG_TASKS
+            else {
+                # Its only INFO line is "received"; Celery asks once, so no record is made.
+                "celery.worker.strategy": {"level": "WARNING"},
+                "celery.app.trace": {"filters": ["task_succeeded"]},
+            }
+        ),
     },
 }
 

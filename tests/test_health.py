@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -72,3 +73,15 @@ def test_doctor_reads_the_trace_retention_as_a_duration(settings, value, status)
 
     settings.TRACE_RETENTION = value
     assert retention().status.value == status
+
+
+def test_a_host_not_allowed_is_one_log_line_naming_it_without_a_traceback(
+    client: Client, db, caplog
+):
+    # A load balancer probing by address, or a scanner: a 400 each time, and one line each.
+    with caplog.at_level(logging.ERROR, logger="django.security.DisallowedHost"):
+        response = client.get("/health", HTTP_HOST="10.0.0.7:8000")
+    assert response.status_code == 400
+    (record,) = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert "'10.0.0.7:8000'" in record.getMessage() and "ALLOWED_HOSTS" in record.getMessage()
+    assert record.exc_info is None
