@@ -132,7 +132,7 @@ class FrameQuery(forms.Form):
         min_value=1,
         max_value=MAX_LIMIT,
         error_messages={
-            "invalid": "must be a whole number",
+            "invalid": f"must be a whole number from 1 to {MAX_LIMIT}",
             "min_value": "must be at least 1",
             "max_value": f"must be at most {MAX_LIMIT}",
         },
