@@ -25,5 +25,8 @@ app = Celery(
 )
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
+# `inspect conf` and `inspect report` without the passwords in REDIS_URL, CACHES, ….
+import detektr_project.remote_control  # noqa: E402,F401
+
 # Tracing and metrics hooks: set up after fork, flushed at child exit.
 import detektr_project.worker_signals  # noqa: E402,F401
