@@ -4,11 +4,12 @@ that files, RTSP and MJPEG cameras really deliver frames, and stop delivering lo
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from tests.e2e.camera_servers import write_video
+from tests.e2e.camera_servers import RTSPCamera, write_video
 from workers.sources import OpenCVSource, Source, SourceError, SyntheticSource, open_source
 
 
@@ -28,26 +29,42 @@ def read_frames(source: Source, count: int) -> list[np.ndarray]:
     return frames
 
 
-def read_until_it_fails(source: Source, limit: int = 300) -> Exception | None:
-    """Read until read() raises; fail the test, instead of hanging it, when a read blocks."""
+def read_until_it_fails(source: Source, limit: int = 300) -> tuple[int, Exception | None]:
+    """Read until read() raises: how many frames came first, and what it raised. Fail the
+    test, instead of hanging it, when a read blocks."""
+    frames = 0
     outcome: list[Exception | None] = []
 
     def reader() -> None:
+        nonlocal frames
         try:
             for _ in range(limit):
                 source.read()
+                frames += 1
             outcome.append(None)
         except Exception as exc:  # handed over to the test's thread
             outcome.append(exc)
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    # Far beyond the 1 s read timeout (a frozen RTSP server takes a few of them, after what
-    # FFmpeg had buffered), well short of OpenCV's own 30 s default.
+    # Far beyond the 1 s read timeout, well short of OpenCV's own 30 s default.
     thread.join(20)
     if not outcome:
         pytest.fail("read() still blocks 20 s into a stall: CAMERA_READ_TIMEOUT_MS is not applied")
-    return outcome[0]
+    return frames, outcome[0]
+
+
+def read_to_the_live_edge(source: Source, fps: float) -> None:
+    """Read what FFmpeg buffered while opening the stream (it hands that over at once) until
+    reads wait for the camera: three in a row that each took a third of a frame period."""
+    waited = 0
+    for _ in range(300):
+        started = time.monotonic()
+        assert source.read() is not None
+        waited = waited + 1 if time.monotonic() - started > 1 / fps / 3 else 0
+        if waited == 3:
+            return
+    pytest.fail("300 frames read and the reads still never wait for the camera")
 
 
 # --- what --source accepts -------------------------------------------------------------------
@@ -87,6 +104,13 @@ def test_credentials_stay_out_of_an_rtsp_description_but_reach_the_camera():
     assert source.description == "rtsp://10.0.0.5:554/Streaming/101"
     assert source.target == "rtsp://admin:s3cret@10.0.0.5:554/Streaming/101"
     assert not source.paced
+
+
+def test_a_mistyped_scheme_is_refused_without_the_password():
+    with pytest.raises(SourceError) as error:
+        open_source("rtps://admin:Secr3t@10.0.0.5/stream1")
+    assert "Secr3t" not in str(error.value)
+    assert "10.0.0.5/stream1" in str(error.value)
 
 
 def test_a_device_index_and_a_file_are_sources(tmp_path):
@@ -176,7 +200,7 @@ def test_a_stalled_mjpeg_camera_fails_the_read_and_can_be_reopened(short_timeout
     source.open()
     read_frames(source, 5)
     mjpeg_camera.stall()  # the connection stays open; no more frames come
-    error = read_until_it_fails(source)
+    _, error = read_until_it_fails(source)
     assert isinstance(error, SourceError) and "stopped delivering" in str(error)
     source.close()
     mjpeg_camera.resume()
@@ -185,15 +209,47 @@ def test_a_stalled_mjpeg_camera_fails_the_read_and_can_be_reopened(short_timeout
     source.close()
 
 
-def test_a_frozen_rtsp_camera_fails_the_read_and_can_be_reopened(short_timeouts, rtsp_camera):
+def test_a_frozen_rtsp_camera_fails_the_first_read_and_can_be_reopened(short_timeouts,
+                                                                      rtsp_camera):  # fmt: skip
     source = open_source(rtsp_camera.url)
     source.open()
-    read_frames(source, 5)
+    read_to_the_live_edge(source, fps=15)
     rtsp_camera.freeze()
-    error = read_until_it_fails(source)  # what FFmpeg had buffered comes first
+    # Cut off by the read timeout, FFmpeg hands over the frames its decoder still held, one
+    # per timeout: none of them may come out as a frame, as if the camera had just made it.
+    frames, error = read_until_it_fails(source)
     assert isinstance(error, SourceError) and "stopped delivering" in str(error)
+    assert frames == 0
     source.close()
     rtsp_camera.thaw()
     source.open()
     assert read_frames(source, 3)[0].shape == (240, 320, 3)
     source.close()
+
+
+def test_a_slow_rtsp_camera_is_not_a_stall(monkeypatch):
+    # One frame a second, each read waits most of it: under the 1.5 s timeout, every frame
+    # is live. (Opening takes seconds: FFmpeg probes a few frames first.)
+    monkeypatch.setenv("CAMERA_OPEN_TIMEOUT_MS", "15000")
+    monkeypatch.setenv("CAMERA_READ_TIMEOUT_MS", "1500")
+    with RTSPCamera(width=320, height=240, fps=1) as camera:
+        source = open_source(camera.url)
+        source.open()
+        frames = read_frames(source, 8)  # past the opening burst, into reads that wait
+        source.close()
+    assert {frame.shape for frame in frames} == {(240, 320, 3)}
+
+
+@pytest.mark.parametrize(
+    "target, paced, blocked, cut_off",
+    [
+        ("rtsp://camera/live", False, 0.999, False),  # in time, however slow
+        ("rtsp://camera/live", False, 1.0, True),  # the read timeout ended the wait
+        ("http://camera/video.mjpg", False, 1.2, True),
+        ("clip.mp4", True, 1.2, False),  # a file: late is not a stall
+        (0, False, 1.2, False),  # a device: V4L2, no FFmpeg read timeout
+    ],
+)
+def test_a_read_the_timeout_ended_is_cut_off(target, paced, blocked, cut_off):
+    source = OpenCVSource(target=target, description="camera", paced=paced, read_timeout_ms=1000)
+    assert source.cut_off(blocked) is cut_off

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,9 +17,10 @@ import cv2
 import numpy as np
 
 # How long FFmpeg may wait to open a stream, or for its next frame before read() gives up; a
-# stalled camera then surfaces as a failed read and the worker reconnects. OpenCV enforces both
-# through FFmpeg's interrupt callback, which network reads poll, so they hold for RTSP and HTTP
-# MJPEG alike (checked in tests/test_sources.py). Overridden by these environment variables:
+# stalled camera then surfaces as a failed read (or a late frame, which read() fails too) and the
+# worker reconnects. OpenCV enforces both through FFmpeg's interrupt callback, which network
+# reads poll, so they hold for RTSP and HTTP MJPEG alike (checked in tests/test_sources.py).
+# Overridden by these environment variables:
 OPEN_TIMEOUT_VARIABLE, DEFAULT_OPEN_TIMEOUT_MS = "CAMERA_OPEN_TIMEOUT_MS", 10_000
 READ_TIMEOUT_VARIABLE, DEFAULT_READ_TIMEOUT_MS = "CAMERA_READ_TIMEOUT_MS", 5_000
 
@@ -164,12 +166,42 @@ class OpenCVSource:
     def read(self) -> np.ndarray | None:
         if self.capture is None:
             raise SourceError(f"{self.description} is not open")
+        started = time.monotonic()
         ok, frame = self.capture.read()
-        if ok and frame is not None:
-            return frame
-        if self.paced:  # a file that ends is done, not broken
-            return None
-        raise SourceError(f"{self.description} stopped delivering frames")
+        if not ok or frame is None:
+            if self.paced:  # a file that ends is done, not broken
+                return None
+            raise SourceError(f"{self.description} stopped delivering frames")
+        if self.cut_off(time.monotonic() - started):
+            raise SourceError(
+                f"{self.description} stopped delivering frames: none within "
+                f"{READ_TIMEOUT_VARIABLE} ({self.read_timeout_ms} ms)"
+            )
+        return frame
+
+    def cut_off(self, blocked: float) -> bool:
+        """Whether the read timeout ended this read: then the frame it returned is late.
+
+        OpenCV's interrupt callback stops FFmpeg's wait once the read timeout has passed since
+        the read began; FFmpeg then hands over what its threaded decoder still held, frames the
+        camera made before it froze (an RTSP camera stopped with SIGSTOP: two, each after
+        another full timeout). Stored, they would be new frames seconds late, with a wrong
+        capture time; the stall would show only after three timeouts. So such a read is the
+        stall. The limit is the timeout itself, no margin: our clock (CLOCK_MONOTONIC, as
+        OpenCV's) encloses the read, so a cut-off read always measures at least the timeout,
+        and a shorter one had its frame in time.
+
+        No false stall at a low frame rate: whatever the rate, OpenCV ends a read at the
+        timeout, so a camera slower than it never gets a frame through anyway (1 fps with an
+        800 ms timeout: every read ends at the timeout with stream time 0, never a real
+        frame) and needs CAMERA_READ_TIMEOUT_MS above its frame period. stall_seconds()'s
+        longer limit for a slow --fps cannot apply here: --fps thins frames after the read,
+        which still waits only for the camera's own rate. Nor can frame_time() tell a late
+        frame: the held frames carry their true, in-sequence stream times, and MJPEG has none.
+        Not for files (paced): a slow disk delays a frame, it does not make it stale; nor
+        devices, read through V4L2 without this timeout."""
+        live_stream = isinstance(self.target, str) and not self.paced
+        return live_stream and blocked >= self.read_timeout_ms / 1000
 
     def frame_time(self) -> float | None:
         """When the camera made the frame last read, in seconds on the stream's own clock;
@@ -199,4 +231,6 @@ def open_source(text: str) -> Source:
         return OpenCVSource(target=int(text), description=f"device {text}", paced=False)
     if Path(text).is_file():
         return OpenCVSource.ffmpeg(text, description=text, paced=True)
-    raise SourceError(f"not a stream URL, device index, video file or synthetic://: {text!r}")
+    raise SourceError(
+        f"not a stream URL, device index, video file or synthetic://: {redact(text)!r}"
+    )

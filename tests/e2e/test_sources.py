@@ -1,10 +1,12 @@
 """Real sources through the capture command and a real worker: a video file, an RTSP camera,
-an MJPEG camera, and an MJPEG camera that stalls mid-stream and comes back."""
+an MJPEG camera, an MJPEG camera that stalls mid-stream and comes back, and an RTSP camera
+that freezes and comes back."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -90,6 +92,45 @@ def test_a_camera_that_stalls_is_reconnected_and_the_run_completes(start_worker,
     frames = stored_frames("stall01", 30)
     assert [frame.sequence for frame in frames] == list(range(1, 31))
     assert {frame.status for frame in frames} == {"stored"}
+
+
+def test_a_frozen_rtsp_camera_is_reconnected_and_no_late_frame_is_stored(start_worker,
+        pipeline_env, rtsp_camera, tmp_path):  # fmt: skip
+    # The camera freezes (SIGSTOP) once frames flow, and thaws once the capture has given up
+    # on it. Cut off by the read timeout, FFmpeg still hands over the frames its decoder held,
+    # one per timeout: stored, they would be rows captured a timeout or more after the freeze.
+    env = {**pipeline_env, "CAMERA_OPEN_TIMEOUT_MS": "5000", "CAMERA_READ_TIMEOUT_MS": "2000"}
+    start_worker("-c", "2")
+    log = tmp_path / "capture.log"
+    with log.open("w") as stderr:
+        capture = subprocess.Popen(
+            [sys.executable, "manage.py", "capture", "--camera", "freeze01",
+             "--source", rtsp_camera.url, "--frames", "90", "--json"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+        try:
+            rows = Frame.objects.filter(camera_id="freeze01")
+            assert wait_until(lambda: rows.count() >= 30, 60), log.read_text()
+            rtsp_camera.freeze()
+            frozen_at = time.time()
+            assert wait_until(lambda: "reconnecting" in log.read_text(), 60), log.read_text()
+            thawed_at = time.time()
+            rtsp_camera.thaw()
+            out, _ = capture.communicate(timeout=180)
+        finally:
+            if capture.poll() is None:
+                capture.kill()
+                capture.wait()
+    assert capture.returncode == 0, log.read_text()
+
+    run = summary_of(out)
+    assert run["captured"] == 90 and run["reconnects"] >= 1
+    frames = stored_frames("freeze01", 90)
+    assert [frame.sequence for frame in frames] == list(range(1, 91))
+    # Frames FFmpeg had buffered come within moments of the freeze; a late one a timeout after.
+    late = [f.sequence for f in frames if frozen_at + 1 < f.captured_at.timestamp() < thawed_at]
+    assert late == []
+    assert "none within CAMERA_READ_TIMEOUT_MS (2000 ms); reconnecting" in log.read_text()
 
 
 def test_the_capture_command_names_a_malformed_timeout_variable(pipeline_env, mjpeg_camera):
