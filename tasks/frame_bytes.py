@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from functools import cache
-from typing import TypedDict, cast
+from typing import NamedTuple, TypedDict, cast
 
 import redis
 from django.conf import settings
@@ -92,10 +92,29 @@ def next_sequence(camera_id: str, floor: int, run: str) -> int:
     return int(script(keys=keys, args=[floor, run]))
 
 
-def park(frame_id: str, camera_id: str, data: bytes) -> tuple[int, int]:
-    """Store a frame's bytes and mark it in flight; returns the counts admission judges by
-    after it (admission_counts()). One round trip.
+class InFlight(NamedTuple):
+    """A camera's frames in flight, as admission reads them (frame_bytes.admission_counts).
+
+    `camera` leaves out the camera's frames in flight for longer than FRAME_MAX_AGE_SECONDS:
+    such a frame is lost (its task gone with a killed worker, to be reaped as expired) or far
+    past any latency budget (buffer and process drop it as stale; store, retrying through a
+    database outage, may still store it). It keeps its entry, so nothing leaves the books,
+    but not one of the camera's slots: one lost task would otherwise hold a camera whose limit
+    is down to a frame or two at "full" until it is reaped, and the camera would shed every
+    frame for FRAME_REAP_SECONDS. Frames that old come in at most a limit's worth per
+    FRAME_MAX_AGE_SECONDS, so a store that lags admits little beside them. `camera_all` is
+    every frame of the camera, however old (what the ledger measures the finish rate with),
+    `total` every camera's: the hard bound on what waits in the pipeline.
     """
+
+    camera: int
+    total: int
+    camera_all: int
+
+
+def park(frame_id: str, camera_id: str, data: bytes) -> InFlight:
+    """Store a frame's bytes and mark it in flight; returns the counts after it. One round
+    trip."""
     now = time.time()
     camera_key = INFLIGHT_CAMERA_KEY.format(camera_id)
     pipe = client().pipeline(transaction=False)
@@ -105,32 +124,23 @@ def park(frame_id: str, camera_id: str, data: bytes) -> tuple[int, int]:
     # Each capture worker reaps its own camera's set (expired()); entries of a camera whose
     # worker is gone must not hold the shared total forever.
     pipe.zremrangebyscore(INFLIGHT_TOTAL_KEY, "-inf", now - 2 * settings.FRAME_REAP_SECONDS)
-    _count_for_admission(pipe, camera_key, now)
-    *_, per_camera, total = pipe.execute()
-    return int(per_camera), int(total)
+    _count(pipe, camera_key, now)
+    *_, camera, total, camera_all = pipe.execute()
+    return InFlight(int(camera), int(total), int(camera_all))
 
 
-def admission_counts(camera_id: str) -> tuple[int, int]:
-    """The camera's frames in flight that can still be stored, and all cameras' frames in
-    flight: what admission judges by (one round trip).
-
-    A frame in flight for longer than FRAME_MAX_AGE_SECONDS can no longer be stored: a stage
-    that picks it up drops it as stale, and a frame whose task was lost (a killed worker)
-    will be reaped as expired. It keeps its entry until then, so nothing is lost from the
-    books, but it no longer takes one of the camera's slots: one lost task would otherwise
-    hold a camera whose limit is down to a frame or two at "full" until it is reaped, and
-    the camera would shed every frame for FRAME_REAP_SECONDS. The total over all cameras
-    counts every frame: it is the hard bound on what waits in the pipeline.
-    """
+def admission_counts(camera_id: str) -> InFlight:
+    """The camera's frames in flight, as park() returns them (one round trip)."""
     pipe = client().pipeline(transaction=False)
-    _count_for_admission(pipe, INFLIGHT_CAMERA_KEY.format(camera_id), time.time())
-    camera, total = pipe.execute()
-    return int(camera), int(total)
+    _count(pipe, INFLIGHT_CAMERA_KEY.format(camera_id), time.time())
+    camera, total, camera_all = pipe.execute()
+    return InFlight(int(camera), int(total), int(camera_all))
 
 
-def _count_for_admission(pipe: redis.client.Pipeline, camera_key: str, now: float) -> None:
+def _count(pipe: redis.client.Pipeline, camera_key: str, now: float) -> None:
     pipe.zcount(camera_key, now - settings.FRAME_MAX_AGE_SECONDS, "+inf")
     pipe.zcard(INFLIGHT_TOTAL_KEY)
+    pipe.zcard(camera_key)
 
 
 def expired(camera_id: str) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tasks.frame_bytes import InFlight
 from workers.ledger import (
     ADMISSION_FLOOR,
     ADMISSION_KEY,
@@ -227,7 +228,7 @@ def test_cameras_share_their_measurements_through_redis_and_the_report_reads_the
     assert ledger.interval is not None
     ledger.stats.captured, ledger.stats.published = 60, 60
     for count in range(1, 31):
-        ledger.update((count, count + 40))  # 30 in flight at the end: 30 finished
+        ledger.update(InFlight(count, count + 40, count))  # 30 in flight at the end: 30 finished
     ledger.interval.shed = True
     ledger.admit(now=101.0)
     # 55.5 in flight over all, 75 finished a second: over 0.1 s. 7.5 frames over all, shared.

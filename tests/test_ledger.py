@@ -157,7 +157,7 @@ def test_a_frame_too_old_to_be_stored_holds_no_slot_but_stays_on_the_books(
         return ledger
 
     assert not ledger_sending(2).backpressure.shedding  # found no frame it could wait for
-    assert frame_bytes.admission_counts("cam01") == (1, 2)  # the new frame; every frame
+    assert frame_bytes.admission_counts("cam01") == (1, 2, 2)  # new frame; all; the camera's
     assert ledger_sending(3).backpressure.shedding  # found frame 2, which can still be stored
     assert frame_bytes.inflight("cam01") == (3, 3)  # on the books until reaped or finished
     ledger = Ledger(CaptureStats("cam01"))
@@ -230,3 +230,33 @@ def test_a_camera_that_was_shedding_admits_a_frame_once_its_frames_have_finished
     worker.hand_over(meta, np.zeros((24, 32, 3), np.uint8), time.time())
     assert (worker.stats.shed, worker.stats.published) == (0, 1)
     assert frame_bytes.inflight("cam01") == (1, 1)
+
+
+def test_the_finish_rate_counts_finished_frames_not_frames_that_grew_old_or_were_reaped(
+    unit_redis: redis.Redis, journal_dir: Path, settings: Any
+):
+    # Admission's slots leave out frames too old to be stored in time; the finish rate must
+    # not: a lost frame that ages and is then reaped finished nothing.
+    settings.FRAME_MAX_AGE_SECONDS, settings.FRAME_REAP_SECONDS = 10, 60
+    park_aged("cam01", 100, age=20)  # lost: in flight, too old for a slot
+    ledger = Ledger(CaptureStats("cam01"))
+    ledger.open()
+
+    def send(sequence: int) -> FrameID:
+        frame_id = FrameID.generate("cam01", sequence=sequence)
+        meta = FrameMetadata(frame_id=frame_id, timestamp=frame_id.timestamp)
+        ledger.sent(meta, frame_bytes.park(frame_id, "cam01", b"\xff\xd8 jpeg"))
+        return frame_id
+
+    send(0)  # in flight throughout
+    ledger.admit(now=100.0)  # the interval begins
+    finished = [send(1), send(2), send(3)]
+    for frame_id in finished:
+        frame_bytes.release(frame_id, "cam01", keep_bytes=False)
+    settings.FRAME_REAP_SECONDS = 15
+    ledger.reap()  # the lost frame
+    assert ledger.stats.expired == 1
+    send(4)
+    assert ledger.interval is not None
+    load = ledger.interval.load(ledger.stats, now=101.0, limit=4)
+    assert load.finished == 3.0

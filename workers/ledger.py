@@ -34,6 +34,7 @@ from opentelemetry import context as otel_context
 from frame_tracking import DropReason, FrameID, FrameMetadata, Stage
 from frame_tracking.metrics import INFLIGHT_FRAMES, INFLIGHT_LIMIT, INFLIGHT_UTILISATION
 from tasks import final_records, frame_bytes
+from tasks.frame_bytes import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +241,7 @@ class Interval:
         seconds = max(now - self.started, 1e-3)
         left = (
             stats.published - self.published + self.in_flight - self.last_in_flight
-            # Reaped: it left the count when it outgrew FRAME_MAX_AGE_SECONDS
-            # (frame_bytes.admission_counts), as if finished; it was not.
-            - (stats.expired - self.expired)
+            - (stats.expired - self.expired)  # reaped: gone from the set, but not finished
         )  # fmt: skip
         mean = self.sum_in_flight / self.samples if self.samples else float(self.last_in_flight)
         return CameraLoad(
@@ -462,13 +461,13 @@ class Ledger:
 
     # A frame's way out of the capture worker: exactly one of these per numbered frame.
 
-    def still_shedding(self, counts: tuple[int, int]) -> bool:
+    def still_shedding(self, counts: InFlight) -> bool:
         """While shedding, each frame is judged by the counts now, not by those the last
         frame found: a burst after a reconnect must not be shed into an empty pipeline."""
-        self.backpressure.update(*counts)
+        self.backpressure.update(counts.camera, counts.total)
         return self.backpressure.shedding
 
-    def shed(self, meta: FrameMetadata, started: float, counts: tuple[int, int]) -> None:
+    def shed(self, meta: FrameMetadata, started: float, counts: InFlight) -> None:
         """Record the frame as shed (dropped, backpressure): the pipeline is too full.
 
         Shed frames take no in-flight slot, but `counts` tell when to stop shedding."""
@@ -480,7 +479,7 @@ class Ledger:
         self.records.add(meta)  # sent with the next batch: shedding stays cheap
         self.stats.shed += 1
 
-    def sent(self, meta: FrameMetadata, counts: tuple[int, int]) -> None:
+    def sent(self, meta: FrameMetadata, counts: InFlight) -> None:
         """The frame went down the pipeline; `counts` are the in-flight counts after it."""
         self.in_flight[meta.frame_id] = meta
         self.stats.published += 1
@@ -506,17 +505,19 @@ class Ledger:
         meta.drop(Stage.CAPTURE, DropReason.INVALID, f"{type(exc).__name__}: {exc}")
         self.records.add(meta)
 
-    def update(self, counts: tuple[int, int], *, sent: bool = False) -> None:
-        """`counts`: frames in flight now, this camera's and all cameras'; with `sent`, they
-        include the frame just sent. Admission judges by what a frame found when it came,
-        itself not counted: a limit of one then admits a frame that finds the camera's
-        earlier frames finished, instead of shedding every other frame of a slow camera."""
-        found = (counts[0] - 1, counts[1] - 1) if sent else counts
-        self.backpressure.update(*found)
-        self.in_flight_count = counts[0]
+    def update(self, counts: InFlight, *, sent: bool = False) -> None:
+        """`counts`: frames in flight now (frame_bytes.InFlight); with `sent`, they include
+        the frame just sent. Admission judges by what a frame found when it came, itself not
+        counted: a limit of one then admits a frame that finds the camera's earlier frames
+        finished, instead of shedding every other frame of a slow camera. The finish rate is
+        measured with every frame of the camera, however old: a frame leaves that count only
+        when it ends or is reaped."""
+        mine = 1 if sent else 0
+        self.backpressure.update(counts.camera - mine, counts.total - mine)
+        self.in_flight_count = counts.camera_all
         if self.interval is not None:
-            self.interval.sample(found[0], counts[0])
-        INFLIGHT_FRAMES.labels(self.camera_id).set(counts[0])
+            self.interval.sample(counts.camera_all - mine, counts.camera_all)
+        INFLIGHT_FRAMES.labels(self.camera_id).set(counts.camera_all)
         INFLIGHT_UTILISATION.labels(self.camera_id).set(self.backpressure.utilisation)
 
     def unpark(self, meta: FrameMetadata) -> None:
