@@ -256,11 +256,11 @@ class Frame(models.Model):
         return frame
 
     @classmethod
-    def newest_sequence(cls, camera_id: str) -> int | None:
-        """The camera's newest frame's number (newest by capture time, which the index
-        serves; numbers grow with it); None before its first numbered frame."""
+    def newest(cls, camera_id: str) -> tuple[int, datetime] | None:
+        """The camera's newest numbered frame's (sequence, captured_at): newest by capture
+        time, which the index serves (numbers grow with it); None before its first."""
         newest = cls.objects.filter(camera_id=camera_id, sequence__gte=0)
-        return newest.order_by("-captured_at").values_list("sequence", flat=True).first()
+        return newest.order_by("-captured_at").values_list("sequence", "captured_at").first()
 
     @classmethod
     def record_many(

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, models
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
 from django.db.models.functions import Lag
+from django.utils import timezone
 
 from frame_tracking.status import FrameStatus
 from frames.models import LATENCY_BASE, CameraMinute, Frame
@@ -60,8 +61,9 @@ class CameraReport(CameraOverview):
     # Frames Redis numbered after the camera's newest row while no capture runs the camera:
     # its last frames, which no row accounts for (a capture killed and not run again; the
     # next capture of the camera reaps and records them). In no window's `lost`, which sees
-    # only numbers between rows. None while a capture runs it (its frames are in flight) or
-    # when Redis cannot be asked.
+    # only numbers between rows. None while a capture runs it (its frames are in flight),
+    # until its newest row is FRAME_REAP_SECONDS old (a capture stopped just now may still
+    # have frames on their way), or when Redis cannot be asked.
     unrecorded: int | None
 
 
@@ -217,6 +219,8 @@ def window_report(
     frames = Frame.objects.filter(camera_id=camera) if camera else Frame.objects.all()
     window = frames.filter(CAMERA_FRAMES, captured_at__gte=since, captured_at__lt=until)
     limits = inflight_limits()
+    cameras = overview(frames, since, until)
+    not_recorded = unrecorded([camera["camera_id"] for camera in cameras])
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
@@ -225,9 +229,9 @@ def window_report(
                 **camera,
                 "gaps": sequence_gaps(window, camera["camera_id"], gap_limit),
                 "inflight_limit": limits.get(camera["camera_id"]),
-                "unrecorded": unrecorded(camera["camera_id"]),
+                "unrecorded": not_recorded.get(camera["camera_id"]),
             }
-            for camera in overview(frames, since, until)
+            for camera in cameras
         ],
     }
 
@@ -242,23 +246,35 @@ def run_report(camera_id: str, first: int, last: int, gap_limit: int = 20) -> Ca
         **camera,
         "gaps": _gaps_of_run(frames, camera_id, first, last, gap_limit),
         "inflight_limit": inflight_limits().get(camera_id),
-        "unrecorded": unrecorded(camera_id),
+        "unrecorded": unrecorded([camera_id]).get(camera_id),
     }
 
 
-def unrecorded(camera_id: str) -> int | None:
-    """See CameraReport.unrecorded: Redis's count of the camera's numbers past its newest
-    row, when no capture holds the camera's lease."""
+def unrecorded(camera_ids: list[str]) -> dict[str, int]:
+    """See CameraReport.unrecorded, for the cameras it can be said of: Redis's count of each
+    camera's numbers past its newest row, when no capture holds the camera's lease and that
+    row is older than FRAME_REAP_SECONDS (frames a capture stopped just now may still be on
+    their way). One round trip for all cameras; none when Redis cannot be asked."""
+    if not camera_ids:
+        return {}
     pipe = frame_bytes.client().pipeline(transaction=False)
-    pipe.get(frame_bytes.SEQUENCE_KEY.format(camera_id))
-    pipe.exists(LEASE_KEY.format(camera_id))
+    for camera_id in camera_ids:
+        pipe.get(frame_bytes.SEQUENCE_KEY.format(camera_id))
+        pipe.exists(LEASE_KEY.format(camera_id))
     try:
-        numbered, running = pipe.execute()
+        replies = pipe.execute()
     except ledger.UNAVAILABLE:
-        return None
-    if running or numbered is None:  # running, or Redis lost its numbers (a restart)
-        return None
-    return max(0, int(numbered) - (Frame.newest_sequence(camera_id) or 0))
+        return {}
+    settled = timezone.now() - timedelta(seconds=settings.FRAME_REAP_SECONDS)
+    found = {}
+    for camera_id, numbered, running in zip(camera_ids, replies[::2], replies[1::2], strict=True):
+        if running or numbered is None:  # running, or Redis lost its numbers (a restart)
+            continue
+        newest = Frame.newest(camera_id)
+        if newest is None or newest[1] > settled:
+            continue
+        found[camera_id] = max(0, int(numbered) - newest[0])
+    return found
 
 
 def inflight_limits() -> dict[str, int]:

@@ -10,6 +10,7 @@ import pytest
 import redis
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
 from frames.report import run_report
 from tasks.frame_bytes import SEQUENCE_KEY
@@ -175,3 +176,15 @@ def test_frames_numbered_after_the_newest_row_show_when_no_capture_runs_the_came
     assert cam08()["unrecorded"] == 0
     unit_redis.flushdb()  # a Redis restarted without its data: nothing to compare with
     assert cam08()["unrecorded"] is None
+
+
+def test_a_camera_stopped_just_now_is_not_called_unrecorded(
+    api_client: Client, frame_factory: FrameFactory, unit_redis: redis.Redis
+):
+    # Its last frames may still be on their way through the pipeline.
+    now = timezone.now()
+    frame_factory(camera_id="cam09", sequence=1, captured_at=now - timedelta(seconds=1))
+    unit_redis.set(SEQUENCE_KEY.format("cam09"), 3)
+    window = {"since": "1m", "camera": "cam09"}
+    (cam09,) = api_client.get("/frames/report", window).json()["cameras"]
+    assert cam09["unrecorded"] is None

@@ -106,7 +106,10 @@ class CaptureWorker:
         """Where the camera's numbers stand: Redis, or the newest stored frame if Redis lost
         them (newest by capture time, which the index serves; sequences grow with it)."""
         sequence = frame_bytes.last_sequence(self.config.camera_id)
-        return sequence or Frame.newest_sequence(self.config.camera_id) or 0
+        if sequence:
+            return sequence
+        newest = Frame.newest(self.config.camera_id)
+        return newest[0] if newest else 0
 
     def loop(self, source: Source, started: float) -> None:
         if not self.open_with_backoff(source, started):
