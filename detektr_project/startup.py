@@ -6,6 +6,7 @@ shows the stack. A reader that stops reading (`| head -4`) ends them quietly."""
 from __future__ import annotations
 
 import os
+import select
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +23,16 @@ def run_with_the_checkouts_python(script: str) -> None:
     a checkout with a .venv: run `script` again, in place, with the .venv's python, so no
     one has to activate it. In the image, and under .venv/bin/python, nothing changes."""
     python = VENV / "bin" / "python"
-    if python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
+    # Once only: a .venv/bin/python that is not a virtual environment's (a bare symlink)
+    # never changes sys.prefix, and would exec itself again and again.
+    if os.environ.get(REEXEC_GUARD) or not python.exists():
+        return
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        os.environ[REEXEC_GUARD] = "1"
         os.execv(python, [str(python), str(Path(script).resolve()), *sys.argv[1:]])  # noqa: S606
+
+
+REEXEC_GUARD = "DETEKTR_IN_CHECKOUT_PYTHON"
 
 
 CLOSED_STDOUT = 141  # 128 + SIGPIPE: what a shell shows for a program a closed pipe ended
@@ -38,8 +47,11 @@ def one_line_errors() -> Iterator[None]:
         try:
             yield
         finally:
-            sys.stdout.flush()  # output that fitted in the buffer meets a closed stdout here
+            if sys.stdout is not None:  # None when started with stdout closed (`>&-`)
+                sys.stdout.flush()  # output that fitted in the buffer meets a closed pipe here
     except BrokenPipeError:
+        if not stdout_reader_gone():
+            raise  # another pipe or socket: a real error, shown as one
         # As https://docs.python.org/3/library/signal.html#note-on-sigpipe recommends: stdout
         # to /dev/null, so the interpreter's last flush does not fail on it again. (SIGPIPE is
         # not reset to its default instead: a socket the peer closes would kill the process.)
@@ -53,6 +65,16 @@ def one_line_errors() -> Iterator[None]:
         if "--traceback" in sys.argv:
             raise
         sys.exit(f"OperationalError: the database could not be used: {' '.join(str(exc).split())}")
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (POLLERR on its write end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLERR)
+        return bool(poller.poll(0))
+    except (AttributeError, ValueError, OSError):  # no stdout, or not a real file
+        return False
 
 
 def settings_or_exit() -> None:

@@ -17,7 +17,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from detektr_project.startup import CLOSED_STDOUT
+from detektr_project.startup import CLOSED_STDOUT, one_line_errors
 from frames.analyzer import NOT_FOUND
 from tests.conftest import BASE_TIME, FrameFactory
 from tests.e2e.services import free_port
@@ -142,3 +142,19 @@ def test_the_script_runs_under_the_checkouts_venv_when_python3_is_another(
                             timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert says in result.stdout
+
+
+def test_a_broken_pipe_other_than_stdout_is_not_hidden() -> None:
+    """Only a reader that closed stdout ends a command quietly: a socket or another pipe
+    that breaks is an error, shown as one."""
+    with pytest.raises(BrokenPipeError), one_line_errors():
+        raise BrokenPipeError(32, "Broken pipe: a socket the peer closed")
+
+
+def test_a_command_started_with_stdout_closed_keeps_its_own_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", None)  # what Python gives a program run with `>&-`
+    with pytest.raises(SystemExit) as ended, one_line_errors():
+        sys.exit(NOT_FOUND)
+    assert ended.value.code == NOT_FOUND
