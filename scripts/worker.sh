@@ -15,8 +15,13 @@ if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
   # in the same container or host would otherwise leave one behind at every start.
   tmp="${TMPDIR:-/tmp}"
   for left in "$tmp"/detektr-metrics-*/; do
-    [ -f "$left/worker.pid" ] || continue
-    kill -0 "$(cat "$left/worker.pid")" 2>/dev/null || rm -rf "$left"
+    pid=$(cat "$left/worker.pid" 2>/dev/null) || continue  # not one of ours
+    [ -n "$pid" ] || continue  # a worker starting this moment has not written it yet
+    # Our own pid is a worker gone: restarted in place as a container's process 1, we have
+    # the pid the worker before us had.
+    if [ "$pid" = "$$" ] || ! kill -0 "$pid" 2>/dev/null; then
+      rm -rf "$left"
+    fi
   done
   PROMETHEUS_MULTIPROC_DIR="$(mktemp -d "$tmp/detektr-metrics-XXXXXX")"
   echo $$ >"$PROMETHEUS_MULTIPROC_DIR/worker.pid"

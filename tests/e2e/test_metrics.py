@@ -14,6 +14,7 @@ from frames.models import Frame
 from tasks.store import store
 from tests.e2e.conftest import (
     ROOT,
+    Worker,
     account,
     finish_capture,
     frame_payload,
@@ -136,3 +137,25 @@ def test_scripts_worker_clears_the_metrics_folders_its_gone_workers_left(start_w
     assert (tmp / "detektr-metrics-not-ours" / "counter_1.db").exists()  # no pid file: kept
     (own,) = set(tmp.glob("detektr-metrics-*")) - {alive, tmp / "detektr-metrics-not-ours"}
     assert int((own / "worker.pid").read_text()) == worker.pid  # exec kept the script's pid
+
+
+def test_a_worker_restarted_as_process_one_clears_the_folder_of_the_one_before(
+    pipeline_env, tmp_path
+):
+    # In a container restarted in place, scripts/worker.sh is process 1 again: the folder the
+    # worker before it left names pid 1, which is alive (it is the new one). Here the script
+    # runs under the pid a folder names, as it would there; that folder's worker is gone.
+    tmp = tmp_path / "tmp"
+    before, starting = tmp / "detektr-metrics-before", tmp / "detektr-metrics-starting"
+    before.mkdir(parents=True)
+    starting.mkdir()
+    (starting / "worker.pid").write_text("")  # a worker starting this moment: kept
+    script = f"echo $$ > {before}/worker.pid && exec {ROOT}/scripts/worker.sh --pool solo"
+    env = {**pipeline_env, "TMPDIR": str(tmp), "WORKER_METRICS_PORT": str(free_port())}
+    worker = Worker(["sh", "-c", script], env, tmp_path / "worker.log", loglevel=None)
+    try:
+        worker.wait_ready()
+        assert not before.exists()
+        assert starting.exists()
+    finally:
+        worker.kill()
