@@ -59,3 +59,9 @@ def test_a_passing_run_shows_each_figure_against_its_bound() -> None:
         {},
         "PASSED: loss 0.00 % < 1 %, completeness 100.00 % > 99 %, p95 15.90 ms < 100 ms",
     )
+
+
+def test_a_criterion_measured_and_missed_fails_the_run_whatever_jaeger_did() -> None:
+    failed, text = judged(total(complete_pct=None, p95_ms=1416.0, unreadable=3))
+    assert set(failed) == {"min_complete_pct", "max_p95_ms"}
+    assert text.startswith("FAILED: completeness - (needs > 99 %; Jaeger could not be read ")
