@@ -17,6 +17,7 @@ import os
 import time
 from typing import Any
 
+from celery.concurrency import ALIASES  # type: ignore[attr-defined]
 from celery.signals import (
     celeryd_init,
     task_postrun,
@@ -134,7 +135,10 @@ def serve_worker_metrics(**_: Any) -> None:
 
 def is_prefork(worker: Any) -> bool:
     pool = getattr(worker, "pool_cls", "")
-    return "prefork" in (pool if isinstance(pool, str) else getattr(pool, "__module__", ""))
+    if isinstance(pool, str):  # a name given on the command line: Celery's alias table says
+        pool = ALIASES.get(pool, pool)
+        return "prefork" in pool
+    return "prefork" in getattr(pool, "__module__", "")
 
 
 @worker_process_init.connect

@@ -41,8 +41,8 @@ def test_it_makes_the_database_the_url_names_on_the_local_postgresql():
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def test_it_makes_no_database_for_sqlite_or_another_host(tmp_path):
+def test_it_makes_no_database_for_sqlite_or_another_host():
     name = f"detektr_services_{uuid.uuid4().hex[:8]}"
-    services(f"sqlite:///{tmp_path}/{name}.sqlite3")
+    services(f"sqlite:///{name}")  # a path that reads like a database name
     services(f"postgres://postgres@db.invalid:5432/{name}")
     assert not exists(name)
